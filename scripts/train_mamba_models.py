@@ -1,0 +1,121 @@
+"""Train one Mamba forecaster per symbol, many at once.
+
+Examples:
+    python scripts/train_mamba_models.py --symbols TIER_1 --parallel 10
+    python scripts/train_mamba_models.py --symbols AAPL,MSFT --epochs 5 --offline
+    python scripts/train_mamba_models.py --test
+    python scripts/train_mamba_models.py --symbols BUNDLED --scheduler tcp://127.0.0.1:8786
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from dataclasses import replace
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from ml.state_space.model import MambaConfig
+from ml.state_space.orchestrate import TrainingRun
+from ml.state_space.progress import make_progress, print_summary
+from ml.state_space.registry import DEFAULT_ROOT, ModelRegistry
+from ml.state_space.training import TrainingConfig
+from ml.state_space.universe import resolve_symbols
+
+TEST_SYMBOLS = "AAPL,MSFT,JPM"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    defaults, model_defaults = TrainingConfig(), MambaConfig()
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument(
+        "--symbols", default="BUNDLED", help="universe name (TIER_1, BUNDLED) or comma list"
+    )
+    parser.add_argument("--parallel", type=int, default=2, help="worker processes (default 2)")
+    parser.add_argument("--epochs", type=int, default=defaults.epochs)
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    parser.add_argument(
+        "--days", type=int, default=defaults.days, help="most recent trading days used"
+    )
+    parser.add_argument("--seq-len", type=int, default=model_defaults.seq_len)
+    parser.add_argument(
+        "--horizons", default=",".join(map(str, model_defaults.horizons)), help="e.g. 1,5,10,30"
+    )
+    parser.add_argument("--d-model", type=int, default=model_defaults.d_model)
+    parser.add_argument("--n-layers", type=int, default=model_defaults.n_layers)
+    parser.add_argument("--learning-rate", type=float, default=model_defaults.learning_rate)
+    parser.add_argument("--models-dir", default=str(DEFAULT_ROOT))
+    parser.add_argument(
+        "--offline", action="store_true", default=None, help="never touch the network"
+    )
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument(
+        "--resume", action="store_true", help="continue interrupted symbols, skip done ones"
+    )
+    parser.add_argument(
+        "--skip-existing", action="store_true", help="skip symbols that have a model"
+    )
+    parser.add_argument("--no-augment", action="store_true", help="train without data augmentation")
+    parser.add_argument("--scheduler", help="Dask scheduler address, e.g. tcp://127.0.0.1:8786")
+    parser.add_argument("--test", action="store_true", help=f"quick run: {TEST_SYMBOLS}, 2 epochs")
+    parser.add_argument("--log-level", default="INFO")
+    return parser.parse_args(argv)
+
+
+def build_config(args: argparse.Namespace) -> TrainingConfig:
+    horizons = tuple(int(h) for h in args.horizons.split(","))
+    model = replace(
+        MambaConfig(),
+        seq_len=args.seq_len,
+        horizons=horizons,
+        d_model=args.d_model,
+        n_layers=args.n_layers,
+        learning_rate=args.learning_rate,
+    )
+    config = TrainingConfig(
+        model=model,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        days=args.days,
+        augment=not args.no_augment,
+        seed=args.seed,
+    )
+    if args.test:
+        config = replace(config, epochs=2, days=1500)
+    return config
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(message)s"
+    )
+    try:
+        symbols = resolve_symbols(TEST_SYMBOLS if args.test else args.symbols)
+        config = build_config(args)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    run = TrainingRun(
+        ModelRegistry(args.models_dir),
+        config,
+        parallel=args.parallel,
+        offline=args.offline,
+        scheduler=args.scheduler,
+        skip_existing=args.skip_existing,
+        resume=args.resume,
+    )
+    with make_progress(len(symbols), config.epochs) as progress:
+        run.progress = progress
+        summary = asyncio.run(run.run(symbols))
+    print_summary(summary, config.model.horizons)
+    return summary.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,40 @@
+"""Run training jobs on an existing Dask distributed cluster.
+
+Workers receive the price frame inside the job and return the trained
+artefacts as bytes; the client persists them, so no shared filesystem is needed.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+
+async def train_on_dask(
+    address: str, jobs: list[Any], run_job: Callable[[Any], Any]
+) -> AsyncIterator[tuple[str, Any, float]]:
+    """Yield ``(symbol, result or exception, seconds)`` as each job finishes on the cluster."""
+    try:
+        from distributed import Client, as_completed
+    except ImportError as error:
+        raise RuntimeError("--scheduler needs the Dask extra: pip install -e '.[dask]'") from error
+
+    started = time.perf_counter()
+    async with Client(address, asynchronous=True) as client:
+        logger.info("submitting %d jobs to Dask at %s", len(jobs), address)
+        futures = {
+            client.submit(run_job, job, key=f"train-{job.symbol}-{uuid.uuid4().hex[:8]}"): job
+            for job in jobs
+        }
+        async for future in as_completed(futures):
+            job = futures[future]
+            try:
+                result = await future
+            except Exception as error:  # reported per symbol, never fatal to the run
+                result = error
+            yield job.symbol, result, time.perf_counter() - started

@@ -1,0 +1,155 @@
+"""Progress sinks for a training run: a live terminal display, or plain log lines."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from ml.state_space.orchestrate import RunSummary, SymbolOutcome
+
+logger = logging.getLogger(__name__)
+
+
+class LogProgress:
+    """One log line per event; for CI logs, pipes and files."""
+
+    def __init__(self, total: int, epochs: int) -> None:
+        self.total, self.epochs, self.done = total, epochs, 0
+
+    def queued(self, symbol: str) -> None:
+        logger.debug("%s queued", symbol)
+
+    def epoch(self, symbol: str, record: dict[str, Any]) -> None:
+        if record["epoch"] == 0:
+            logger.info("%s started", symbol)
+            return
+        logger.info(
+            "%s epoch %d/%d loss=%.4f val_loss=%.4f lr=%.2g (%.1fs)",
+            symbol,
+            record["epoch"],
+            self.epochs,
+            record.get("loss", float("nan")),
+            record.get("val_loss", float("nan")),
+            record.get("learning_rate", float("nan")),
+            record.get("seconds", 0.0),
+        )
+
+    def finished(self, outcome: SymbolOutcome) -> None:
+        self.done += 1
+        logger.info(
+            "[%d/%d] %s %s %s",
+            self.done,
+            self.total,
+            outcome.symbol,
+            outcome.status,
+            outcome.reason,
+        )
+
+    def __enter__(self) -> LogProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+class LiveProgress:
+    """A terminal display: one line per running symbol and an overall bar with ETA."""
+
+    def __init__(self, total: int, epochs: int, console: Console | None = None) -> None:
+        self.epochs = epochs
+        self.console = console or Console()
+        self.overall = Progress(
+            TextColumn("[bold]symbols"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("eta"),
+            TimeRemainingColumn(),
+        )
+        self.task = self.overall.add_task("symbols", total=total)
+        self.running: dict[str, dict[str, Any]] = {}
+        self.live = Live(self._render(), console=self.console, refresh_per_second=4)
+
+    def queued(self, symbol: str) -> None:
+        return None
+
+    def epoch(self, symbol: str, record: dict[str, Any]) -> None:
+        state = self.running.setdefault(symbol, {"since": time.monotonic()})
+        state.update(record)
+        self.live.update(self._render())
+
+    def finished(self, outcome: SymbolOutcome) -> None:
+        self.running.pop(outcome.symbol, None)
+        self.overall.advance(self.task)
+        style = "green" if outcome.status == "trained" else "yellow" if outcome.ok else "red"
+        self.console.print(
+            f"[{style}]{outcome.status:>9}[/] {outcome.symbol:<8} {outcome.seconds:7.1f}s "
+            f"{outcome.reason[:100]}"
+        )
+        self.live.update(self._render())
+
+    def _render(self) -> Group:
+        table = Table.grid(padding=(0, 2))
+        for symbol, state in sorted(self.running.items()):
+            epoch = state.get("epoch", 0)
+            status = "preparing" if epoch == 0 else f"epoch {epoch}/{self.epochs}"
+            val_loss = state.get("val_loss")
+            table.add_row(
+                symbol,
+                status,
+                f"val_loss {val_loss:.4f}" if val_loss is not None else "",
+                f"{time.monotonic() - state['since']:.0f}s",
+            )
+        return Group(table, self.overall)
+
+    def __enter__(self) -> LiveProgress:
+        self.live.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.live.stop()
+
+
+def make_progress(total: int, epochs: int) -> LiveProgress | LogProgress:
+    """A live display on a terminal, log lines otherwise."""
+    console = Console(stderr=True)
+    if console.is_terminal:
+        return LiveProgress(total, epochs, console)
+    return LogProgress(total, epochs)
+
+
+def print_summary(summary: RunSummary, horizons: tuple[int, ...]) -> None:
+    """The end-of-run table: status, best epoch, val loss, test skill per horizon, seconds."""
+    table = Table(
+        title=f"run {summary.run_id} ({summary.seconds:.0f}s, parallel {summary.parallel})"
+    )
+    for column in ("symbol", "status", "best epoch", "val loss"):
+        table.add_column(column)
+    for horizon in horizons:
+        table.add_column(f"skill h{horizon}", justify="right")
+    table.add_column("seconds", justify="right")
+    table.add_column("note")
+    for outcome in summary.outcomes:
+        skills = [outcome.test_skill.get(f"h{h}") for h in horizons]
+        table.add_row(
+            outcome.symbol,
+            outcome.status,
+            str(outcome.best_epoch or ""),
+            f"{outcome.val_loss:.4f}" if outcome.val_loss is not None else "",
+            *(f"{s:+.3f}" if s is not None else "" for s in skills),
+            f"{outcome.seconds:.0f}",
+            outcome.reason.replace("_", " ")[:120],
+        )
+    console = Console()
+    if not console.is_terminal:  # logs and pipes: do not squeeze the table to 80 columns
+        console = Console(width=200)
+    console.print(table)
+    console.print(
+        "skill = 1 - MAE(model) / MAE(random walk) on the held-out test segment; > 0 beats "
+        "predicting no change."
+    )
