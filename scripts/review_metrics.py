@@ -18,6 +18,7 @@ from rich.table import Table
 
 from ml.state_space.atomic import atomic_write_json
 from ml.state_space.plots import plot_learning_curves, plot_test_forecasts
+from ml.state_space.progress import report_console
 from ml.state_space.registry import DEFAULT_ROOT, ModelRegistry
 from ml.state_space.review import build_review
 
@@ -104,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(review, indent=2))
     else:
-        console = Console()
+        console = report_console()
         print_tables(review, console)
         console.print(f"plots and review.json written to {out}/")
     return 0

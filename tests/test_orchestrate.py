@@ -2,7 +2,9 @@
 
 import asyncio
 import json
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -181,3 +183,31 @@ def test_dask_scheduler_trains_and_client_writes_artifacts(tmp_path, dask_cluste
     assert registry.symbols() == ["JNJ"]
     assert registry.load_artifacts("JNJ").metadata["symbol"] == "JNJ"
     assert not (models / "checkpoints").exists()  # workers kept their scratch state locally
+
+
+def test_ctrl_c_stops_cleanly_and_keeps_finished_models(tmp_path):
+    models = tmp_path / "models"
+    args = ["--symbols", "AAPL,MSFT", "--parallel", "1", "--models-dir", str(models), *TINY_FLAGS]
+    args[args.index("--epochs") + 1] = "200"
+    args[args.index("--days") + 1] = "3000"
+    process = subprocess.Popen(
+        [sys.executable, str(SCRIPT), *args, "--log-level", "INFO"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 240
+    while not (models / "metadata").exists() or not any((models / "metadata").iterdir()):
+        assert process.poll() is None and time.monotonic() < deadline, "first model never finished"
+        time.sleep(0.2)
+    os.killpg(process.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr[-2000:]
+    [run_file] = (models / "runs").glob("*.json")
+    run = json.loads(run_file.read_text())
+    assert run["interrupted"] is True
+    statuses = {o["symbol"]: o["status"] for o in run["outcomes"]}
+    finished = ModelRegistry(models).symbols()
+    assert len(finished) == 1 and statuses[finished[0]] == "trained"
+    assert "cancelled" in statuses.values()

@@ -15,12 +15,14 @@ import multiprocessing
 import os
 import queue
 import shutil
+import signal
 import tempfile
 import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from multiprocessing.managers import SyncManager
 from typing import Any, Protocol
 
 import pandas as pd
@@ -97,9 +99,15 @@ class RunSummary:
 _progress_queue: Any = None
 
 
+def _ignore_sigint() -> None:
+    """Ctrl-C is the parent's to handle: it stops workers itself, after recording the run."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _init_worker(threads: int, progress_queue: Any) -> None:
     """Runs once in each spawned worker: cap TensorFlow's threads, remember the queue."""
     global _progress_queue
+    _ignore_sigint()
     _progress_queue = progress_queue
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf
@@ -238,20 +246,25 @@ class TrainingRun:
         self, jobs: list[TrainJob], outcomes: dict[str, SymbolOutcome]
     ) -> None:
         context = multiprocessing.get_context("spawn")
-        with context.Manager() as manager:
-            events = manager.Queue()
-            pump = asyncio.create_task(self._pump_progress(events))
-            pool = ProcessPoolExecutor(
-                max_workers=min(self.parallel, len(jobs)),
-                mp_context=context,
-                initializer=_init_worker,
-                initargs=(worker_threads(self.parallel), events),
-            )
-            try:
-                await asyncio.gather(*(self._run_in_pool(pool, job, outcomes) for job in jobs))
-            finally:
-                pool.shutdown(wait=True, cancel_futures=True)
-                pump.cancel()
+        manager = SyncManager(ctx=context)
+        manager.start(_ignore_sigint)
+        events = manager.Queue()
+        pump = asyncio.create_task(self._pump_progress(events))
+        pool = ProcessPoolExecutor(
+            max_workers=min(self.parallel, len(jobs)),
+            mp_context=context,
+            initializer=_init_worker,
+            initargs=(worker_threads(self.parallel), events),
+        )
+        try:
+            await asyncio.gather(*(self._run_in_pool(pool, job, outcomes) for job in jobs))
+        except asyncio.CancelledError:
+            _terminate_workers(pool)
+            raise
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+            pump.cancel()
+            manager.shutdown()
 
     async def _run_in_pool(
         self, pool: ProcessPoolExecutor, job: TrainJob, outcomes: dict[str, SymbolOutcome]
@@ -323,6 +336,16 @@ def _failure(symbol: str, error: BaseException, seconds: float) -> SymbolOutcome
     status = "bad_data" if isinstance(error, DataQualityError) else "failed"
     logger.error("%s failed: %s: %s", symbol, type(error).__name__, error)
     return SymbolOutcome(symbol, status, f"{type(error).__name__}: {error}", seconds)
+
+
+def _terminate_workers(pool: ProcessPoolExecutor) -> None:
+    """Stop running jobs now; their BackupAndRestore state lets ``--resume`` continue them."""
+    terminate = getattr(pool, "terminate_workers", None)  # Python 3.14+
+    if terminate is not None:
+        terminate()
+        return
+    for process in list(getattr(pool, "_processes", {}).values()):
+        process.terminate()
 
 
 def _count_trained(outcomes: dict[str, SymbolOutcome]) -> int:

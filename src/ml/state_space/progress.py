@@ -145,11 +145,15 @@ def print_summary(summary: RunSummary, horizons: tuple[int, ...]) -> None:
             f"{outcome.seconds:.0f}",
             outcome.reason.replace("_", " ")[:120],
         )
-    console = Console()
-    if not console.is_terminal:  # logs and pipes: do not squeeze the table to 80 columns
-        console = Console(width=200)
+    console = report_console()
     console.print(table)
     console.print(
         "skill = 1 - MAE(model) / MAE(random walk) on the held-out test segment; > 0 beats "
         "predicting no change."
     )
+
+
+def report_console() -> Console:
+    """A console for tables: the terminal's width, or 200 columns in logs and pipes."""
+    console = Console()
+    return console if console.is_terminal else Console(width=200)
