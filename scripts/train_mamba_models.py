@@ -12,23 +12,26 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
 import sys
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-from ml.state_space.model import MambaConfig
-from ml.state_space.orchestrate import TrainingRun
-from ml.state_space.progress import make_progress, print_summary
 from ml.state_space.registry import DEFAULT_ROOT, ModelRegistry
-from ml.state_space.training import TrainingConfig
 from ml.state_space.universe import resolve_symbols
+
+if TYPE_CHECKING:
+    from ml.state_space.training import TrainingConfig
+
+# Spawned workers re-import this module as __mp_main__: TensorFlow is imported inside the
+# functions below, so a worker loads it once, quietly, in its initializer.
 
 TEST_SYMBOLS = "AAPL,MSFT,JPM"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    from ml.state_space.model import MambaConfig
+    from ml.state_space.training import TrainingConfig
+
     defaults, model_defaults = TrainingConfig(), MambaConfig()
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -68,6 +71,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def build_config(args: argparse.Namespace) -> TrainingConfig:
+    from ml.state_space.model import MambaConfig
+    from ml.state_space.training import TrainingConfig
+
     horizons = tuple(int(h) for h in args.horizons.split(","))
     model = replace(
         MambaConfig(),
@@ -91,6 +97,12 @@ def build_config(args: argparse.Namespace) -> TrainingConfig:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from ml.state_space.worker import native_stderr_silenced
+
+    with native_stderr_silenced():  # TensorFlow's C++ start-up banner
+        from ml.state_space.orchestrate import TrainingRun
+        from ml.state_space.progress import make_progress, print_summary
+
     args = parse_args(argv)
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(message)s"

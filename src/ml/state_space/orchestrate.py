@@ -14,9 +14,6 @@ import logging
 import multiprocessing
 import os
 import queue
-import shutil
-import signal
-import tempfile
 import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -30,22 +27,12 @@ import pandas as pd
 from ml.state_space.data import DataUnavailableError, load_history
 from ml.state_space.quality import DataQualityError
 from ml.state_space.registry import ModelRegistry
-from ml.state_space.training import TrainingConfig, TrainingResult, train_symbol
+from ml.state_space.training import TrainingConfig, TrainingResult
+from ml.state_space.worker import TrainJob, ignore_sigint, init_worker, run_job
 
 logger = logging.getLogger(__name__)
 
 FETCH_CONCURRENCY = 8
-
-
-@dataclass
-class TrainJob:
-    """One symbol's training task; picklable, so it can cross process or network."""
-
-    symbol: str
-    prices: pd.DataFrame
-    config: TrainingConfig
-    work_dir: str | None
-    resume: bool = False
 
 
 @dataclass
@@ -84,6 +71,7 @@ class RunSummary:
     scheduler: str | None
     config: dict[str, Any]
     outcomes: list[SymbolOutcome]
+    run_path: str = ""
     interrupted: bool = False
 
     @property
@@ -92,48 +80,6 @@ class RunSummary:
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "exit_code": self.exit_code}
-
-
-# --- worker side ---------------------------------------------------------------------------
-
-_progress_queue: Any = None
-
-
-def _ignore_sigint() -> None:
-    """Ctrl-C is the parent's to handle: it stops workers itself, after recording the run."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
-def _init_worker(threads: int, progress_queue: Any) -> None:
-    """Runs once in each spawned worker: cap TensorFlow's threads, remember the queue."""
-    global _progress_queue
-    _ignore_sigint()
-    _progress_queue = progress_queue
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import tensorflow as tf
-
-    tf.config.threading.set_intra_op_parallelism_threads(threads)
-    tf.config.threading.set_inter_op_parallelism_threads(1)
-
-
-def _report_epoch(symbol: str, record: dict[str, Any]) -> None:
-    if _progress_queue is not None:
-        _progress_queue.put((symbol, record))
-
-
-def run_job(job: TrainJob) -> TrainingResult:
-    """Train one symbol; the unit of work for both the process pool and Dask.
-
-    Progress records go to the pool's queue: ``{"epoch": 0}`` when the job starts,
-    then one record per finished epoch.
-    """
-    _report_epoch(job.symbol, {"epoch": 0})
-    if job.work_dir is not None:
-        if not job.resume:
-            shutil.rmtree(job.work_dir, ignore_errors=True)
-        return train_symbol(job.symbol, job.prices, job.config, job.work_dir, _report_epoch)
-    with tempfile.TemporaryDirectory(prefix=f"train-{job.symbol}-") as work_dir:
-        return train_symbol(job.symbol, job.prices, job.config, work_dir, _report_epoch)
 
 
 # --- client side ---------------------------------------------------------------------------
@@ -206,6 +152,7 @@ class TrainingRun:
             scheduler=self.scheduler,
             config=self.config.to_dict(),
             outcomes=[outcomes[s] for s in symbols],
+            run_path=str(self.registry.run_path(self.run_id)),
             interrupted=interrupted,
         )
         self.registry.save_run(self.run_id, summary.to_dict())
@@ -247,13 +194,13 @@ class TrainingRun:
     ) -> None:
         context = multiprocessing.get_context("spawn")
         manager = SyncManager(ctx=context)
-        manager.start(_ignore_sigint)
+        manager.start(ignore_sigint)
         events = manager.Queue()
         pump = asyncio.create_task(self._pump_progress(events))
         pool = ProcessPoolExecutor(
             max_workers=min(self.parallel, len(jobs)),
             mp_context=context,
-            initializer=_init_worker,
+            initializer=init_worker,
             initargs=(worker_threads(self.parallel), events),
         )
         try:

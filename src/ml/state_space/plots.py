@@ -44,7 +44,7 @@ def plot_test_forecasts(metrics: dict[str, Any], path: Path) -> Path:
     """Predicted 10-90% band and median vs realised log return, one panel per horizon."""
     table = metrics["test_forecasts"]
     dates = pd.to_datetime(table["anchor_dates"])
-    horizons = [key for key in table if key.startswith("h")]
+    horizons = sorted((key for key in table if key.startswith("h")), key=lambda k: int(k[1:]))
     figure, axes = plt.subplots(
         len(horizons), 1, figsize=(9, 2.4 * len(horizons)), sharex=True, squeeze=False
     )

@@ -133,8 +133,11 @@ def print_summary(summary: RunSummary, horizons: tuple[int, ...]) -> None:
     for horizon in horizons:
         table.add_column(f"skill h{horizon}", justify="right")
     table.add_column("seconds", justify="right")
-    table.add_column("note")
+    table.add_column("note", overflow="ellipsis", no_wrap=True, max_width=80)
+    without_data = [o for o in summary.outcomes if o.status == "no_data"]
     for outcome in summary.outcomes:
+        if outcome.status == "no_data":
+            continue
         skills = [outcome.test_skill.get(f"h{h}") for h in horizons]
         table.add_row(
             outcome.symbol,
@@ -143,10 +146,16 @@ def print_summary(summary: RunSummary, horizons: tuple[int, ...]) -> None:
             f"{outcome.val_loss:.4f}" if outcome.val_loss is not None else "",
             *(f"{s:+.3f}" if s is not None else "" for s in skills),
             f"{outcome.seconds:.0f}",
-            outcome.reason.replace("_", " ")[:120],
+            outcome.reason.replace("_", " "),
         )
     console = report_console()
     console.print(table)
+    if without_data:
+        console.print(
+            f"no data for {len(without_data)} symbols "
+            f"({', '.join(o.symbol for o in without_data)}): {without_data[0].reason}"
+        )
+    console.print(f"full reasons: {summary.run_path}")
     console.print(
         "skill = 1 - MAE(model) / MAE(random walk) on the held-out test segment; > 0 beats "
         "predicting no change."
