@@ -16,7 +16,7 @@ import pytest
 
 import ml.state_space.orchestrate as orchestrate
 from ml.state_space.data import load_history
-from ml.state_space.orchestrate import TrainingRun, worker_threads
+from ml.state_space.orchestrate import TrainingRun, local_workers, worker_threads
 from ml.state_space.registry import ModelRegistry
 from tests.conftest import tiny_training_config
 
@@ -52,10 +52,12 @@ def _run_cli(*args: str) -> subprocess.CompletedProcess:
     )
 
 
-def test_worker_threads_share_the_cores():
+def test_local_workers_and_threads_share_the_cores():
+    assert [local_workers(p, cores=2) for p in (1, 2, 10)] == [1, 2, 2]
+    assert local_workers(10, cores=16) == 10
     assert worker_threads(1, cores=2) == 2
     assert worker_threads(2, cores=2) == 1
-    assert worker_threads(10, cores=2) == 1
+    assert worker_threads(4, cores=16) == 4
 
 
 def test_cli_trains_two_symbols_and_skips_one_without_data(tmp_path):

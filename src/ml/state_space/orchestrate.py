@@ -85,9 +85,18 @@ class RunSummary:
 # --- client side ---------------------------------------------------------------------------
 
 
-def worker_threads(parallel: int, cores: int | None = None) -> int:
-    """TensorFlow threads per worker so that ``parallel`` workers share the cores."""
-    return max(1, (cores or os.cpu_count() or 1) // max(1, parallel))
+def local_workers(parallel: int, cores: int | None = None) -> int:
+    """Processes to run locally: at most one per core.
+
+    Measured on a 2-core machine (docs/PERFORMANCE.md): 2 workers train 6 symbols 1.5x
+    faster than 1, while 4 and 10 are slower than 2 and use 1.2 GB more memory each.
+    """
+    return max(1, min(parallel, cores or os.cpu_count() or 1))
+
+
+def worker_threads(workers: int, cores: int | None = None) -> int:
+    """TensorFlow threads per worker so that ``workers`` processes share the cores."""
+    return max(1, (cores or os.cpu_count() or 1) // max(1, workers))
 
 
 async def fetch_all(
@@ -197,11 +206,20 @@ class TrainingRun:
         manager.start(ignore_sigint)
         events = manager.Queue()
         pump = asyncio.create_task(self._pump_progress(events))
+        workers = min(local_workers(self.parallel), len(jobs))
+        if workers < min(self.parallel, len(jobs)):
+            logger.warning(
+                "--parallel %d on %d cores: running %d worker processes (more would only "
+                "compete for the cores and cost ~1.2 GB each)",
+                self.parallel,
+                os.cpu_count(),
+                workers,
+            )
         pool = ProcessPoolExecutor(
-            max_workers=min(self.parallel, len(jobs)),
+            max_workers=workers,
             mp_context=context,
             initializer=init_worker,
-            initargs=(worker_threads(self.parallel), events),
+            initargs=(worker_threads(workers), events),
         )
         try:
             await asyncio.gather(*(self._run_in_pool(pool, job, outcomes) for job in jobs))
@@ -242,7 +260,7 @@ class TrainingRun:
                 result.metadata,
                 result.metrics,
             )
-            outcome = outcome_from_result(result, seconds)
+            outcome = outcome_from_result(result)
         if self.progress:
             self.progress.finished(outcome)
         return outcome
@@ -263,7 +281,8 @@ class TrainingRun:
                 self.progress.epoch(symbol, record)
 
 
-def outcome_from_result(result: TrainingResult, seconds: float) -> SymbolOutcome:
+def outcome_from_result(result: TrainingResult) -> SymbolOutcome:
+    """A trained symbol's outcome; ``seconds`` is its own training time, not queueing."""
     metrics = result.metrics
     best = metrics.get("best_epoch")
     val_loss = next((e["val_loss"] for e in metrics["epochs"] if e["epoch"] == best), None)
@@ -271,7 +290,7 @@ def outcome_from_result(result: TrainingResult, seconds: float) -> SymbolOutcome
         symbol=result.symbol,
         status="trained",
         reason=metrics["stop_reason"],
-        seconds=seconds,
+        seconds=metrics["training_seconds"],
         best_epoch=best,
         val_loss=val_loss,
         test_skill={h: m["skill_vs_random_walk"] for h, m in metrics["test"].items()},
