@@ -47,7 +47,7 @@ class ModelArtifacts:
     symbol: str
     model_bytes: bytes
     metadata: dict[str, Any]
-    fingerprint: tuple[int, int]
+    fingerprint: tuple[int, ...]
 
 
 def sha256_hex(data: bytes) -> str:
@@ -109,13 +109,18 @@ class ModelRegistry:
         names = (path.stem for path in metadata_dir.glob("*.json"))
         return sorted(name for name in names if (self.root / "weights" / f"{name}.keras").is_file())
 
-    def fingerprint(self, symbol: str) -> tuple[int, int]:
-        """Cheap change detector: mtimes (ns) of the metadata and weights files."""
+    def fingerprint(self, symbol: str) -> tuple[int, ...]:
+        """Cheap change detector: inode and mtime of the metadata and weights files.
+
+        Every save renames a new file into place, so the inode changes even when two
+        saves land within the filesystem's timestamp resolution.
+        """
         try:
-            return (
-                self.metadata_path(symbol).stat().st_mtime_ns,
-                self.weights_path(symbol).stat().st_mtime_ns,
+            metadata, weights = (
+                self.metadata_path(symbol).stat(),
+                self.weights_path(symbol).stat(),
             )
+            return (metadata.st_ino, metadata.st_mtime_ns, weights.st_ino, weights.st_mtime_ns)
         except FileNotFoundError as error:
             raise self._not_found(symbol) from error
 

@@ -1,0 +1,107 @@
+"""Library exceptions -> HTTP status + JSON ``{"error", "message", "details"}``.
+
+One table drives both the exception handlers and the per-symbol errors of a batch,
+so a symbol fails the same way alone or in a batch.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from api.schemas import ErrorResponse
+from ml.state_space.data import DataUnavailableError
+from ml.state_space.forecast import InsufficientHistoryError
+from ml.state_space.quality import DataQualityError
+from ml.state_space.registry import ArtifactMismatchError, ModelNotFoundError
+from ml.state_space.symbols import InvalidSymbolError
+
+logger = logging.getLogger(__name__)
+
+# Most specific first: InvalidSymbolError, DataQualityError and InsufficientHistoryError
+# are all ValueErrors, and a bare ValueError is not in the table (it would be a bug -> 500).
+ERROR_TABLE: tuple[tuple[type[Exception], int, str], ...] = (
+    (InvalidSymbolError, 422, "invalid_symbol"),
+    (ModelNotFoundError, 404, "model_not_found"),
+    (DataUnavailableError, 503, "data_unavailable"),
+    (InsufficientHistoryError, 422, "insufficient_history"),
+    (DataQualityError, 422, "data_quality"),
+    (ArtifactMismatchError, 503, "artifact_mismatch"),
+)
+HTTP_CODES = {
+    401: "unauthorized",
+    404: "not_found",
+    405: "method_not_allowed",
+    422: "validation_error",
+    503: "not_ready",
+}
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorResponse} for status in (401, 404, 422, 503)
+}
+
+
+INTERNAL_ERROR = ErrorResponse(error="internal_error", message="internal server error (see log)")
+MAX_DETAILS = 20
+
+
+def classify(error: Exception) -> tuple[int, ErrorResponse]:
+    """The status and body for ``error``: the table's, or 500 for anything unexpected."""
+    for exc_type, status, code in ERROR_TABLE:
+        if isinstance(error, exc_type):
+            message = str(error.args[0]) if error.args else str(error)
+            return status, ErrorResponse(error=code, message=message)
+    logger.error("unexpected %s: %s", type(error).__name__, error, exc_info=error)
+    return 500, INTERNAL_ERROR
+
+
+def error_response(
+    status: int, body: ErrorResponse, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse(body.model_dump(exclude_none=True), status_code=status, headers=headers)
+
+
+async def _library_error(request: Request, error: Exception) -> JSONResponse:
+    status, body = classify(error)
+    logger.info("%s %s -> %d %s", request.method, request.url.path, status, body.error)
+    return error_response(status, body)
+
+
+async def _validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
+    details = [
+        {
+            "loc": [str(part) for part in item["loc"]],
+            "msg": item["msg"].removeprefix("Value error, "),
+            "type": item["type"],
+        }
+        for item in error.errors()[:MAX_DETAILS]
+    ]
+    summary = "; ".join(
+        f"{'.'.join(item['loc'])}: {item['msg']}" for item in details[:5]
+    )
+    body = ErrorResponse(error="validation_error", message=summary, details=details)
+    return error_response(422, body)
+
+
+async def _http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+    code = HTTP_CODES.get(error.status_code, f"http_{error.status_code}")
+    body = ErrorResponse(error=code, message=str(error.detail))
+    return error_response(error.status_code, body, headers=getattr(error, "headers", None))
+
+
+async def _unexpected_error(request: Request, error: Exception) -> JSONResponse:
+    logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=error)
+    return error_response(500, INTERNAL_ERROR)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register every handler on ``app``."""
+    for exc_type, _, _ in ERROR_TABLE:
+        app.add_exception_handler(exc_type, _library_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected_error)

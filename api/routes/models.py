@@ -1,0 +1,45 @@
+"""Which models exist, and what each was trained on and scored."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import APIRouter
+
+from api.deps import ApiKey, ServiceDep, Symbol
+from api.errors import ERROR_RESPONSES
+from api.schemas import ModelDetail, ModelList, ModelSummary
+from ml.state_space.registry import ModelNotFoundError
+
+logger = logging.getLogger(__name__)
+
+router = APIRouter(
+    prefix="/models", tags=["models"], dependencies=[ApiKey], responses=ERROR_RESPONSES
+)
+
+HEAVY_METRICS = ("test_forecasts",)  # per-window forecast table: for audits, not for an API
+
+
+@router.get("", response_model=ModelList)
+def list_models(service: ServiceDep) -> ModelList:
+    """Every symbol with a model on disk: version, training date, data range."""
+    summaries = []
+    for symbol in service.registry.symbols():
+        try:
+            summaries.append(ModelSummary.from_metadata(service.registry.load_metadata(symbol)))
+        except ModelNotFoundError:  # deleted between listing and reading
+            logger.info("model %s vanished while listing", symbol)
+    return ModelList(models=summaries)
+
+
+@router.get("/{symbol:path}", response_model=ModelDetail)
+def model_detail(symbol: Symbol, service: ServiceDep) -> ModelDetail:
+    """One model's metadata and held-out test metrics (without the per-window table)."""
+    metadata = service.registry.load_metadata(symbol)
+    try:
+        metrics = service.registry.load_metrics(symbol)
+    except ModelNotFoundError:
+        metrics = {}
+    light = {key: value for key, value in metrics.items() if key not in HEAVY_METRICS}
+    summary = ModelSummary.from_metadata(metadata)
+    return ModelDetail(**summary.model_dump(), metadata=metadata, metrics=light)

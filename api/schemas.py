@@ -1,0 +1,189 @@
+"""Request and response models: the service's public JSON contract."""
+
+from __future__ import annotations
+
+import datetime as dt
+from itertools import pairwise
+from typing import Annotated, Any
+
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from api.settings import MAX_BATCH_LIMIT
+from ml.state_space.forecast import Forecast, HorizonForecast
+
+MAX_HISTORY_ROWS = 10_000  # bounds the work one POST body can ask for
+OPTIONAL_COLUMNS = ("open", "high", "low", "volume")
+
+
+class ErrorResponse(BaseModel):
+    """Every error the service returns."""
+
+    error: str = Field(description="machine-readable code, e.g. model_not_found")
+    message: str = Field(description="what went wrong and what to do about it")
+    details: list[dict[str, Any]] | None = Field(None, description="per-field validation errors")
+
+
+class Interval(BaseModel):
+    level: float = Field(description="nominal coverage, e.g. 0.8 for the 10%-90% quantiles")
+    lower: float
+    upper: float
+
+
+class HorizonOut(BaseModel):
+    horizon: int = Field(description="trading days ahead of as_of")
+    target_date: dt.date = Field(description="as_of + horizon US trading days")
+    log_return: dict[str, float] = Field(description="forecast log return per quantile level")
+    price: dict[str, float] = Field(description="last_close * exp(log_return) per quantile level")
+    point_forecast: float = Field(description="the median price")
+    interval: Interval = Field(description="price interval between the outermost quantiles")
+    test_skill_vs_random_walk: float | None = Field(
+        description="1 - MAE(model) / MAE(random walk) on the held-out test set; > 0 beats it"
+    )
+
+    @classmethod
+    def from_horizon(cls, horizon: HorizonForecast) -> HorizonOut:
+        levels = sorted(horizon.price, key=float)
+        lo, mid, hi = levels[0], min(levels, key=lambda q: abs(float(q) - 0.5)), levels[-1]
+        return cls(
+            horizon=horizon.horizon,
+            target_date=dt.date.fromisoformat(horizon.target_date),
+            log_return=horizon.log_return,
+            price=horizon.price,
+            point_forecast=horizon.price[mid],
+            interval=Interval(
+                level=round(float(hi) - float(lo), 6),
+                lower=horizon.price[lo],
+                upper=horizon.price[hi],
+            ),
+            test_skill_vs_random_walk=horizon.test_skill_vs_random_walk,
+        )
+
+
+class ForecastResponse(BaseModel):
+    symbol: str
+    as_of: dt.date = Field(description="date of the last price used")
+    last_close: float
+    source: str | None = Field(description="price source: cache, yahoo, bundled or client")
+    model_version: str
+    trained_at: dt.datetime
+    horizons: list[HorizonOut]
+
+    @classmethod
+    def from_forecast(cls, forecast: Forecast) -> ForecastResponse:
+        return cls(
+            symbol=forecast.symbol,
+            as_of=dt.date.fromisoformat(forecast.as_of),
+            last_close=forecast.last_close,
+            source=forecast.source,
+            model_version=forecast.model_version,
+            trained_at=dt.datetime.fromisoformat(forecast.trained_at),
+            horizons=[HorizonOut.from_horizon(h) for h in forecast.horizons],
+        )
+
+
+class PriceRow(BaseModel):
+    """One trading day of (adjusted) prices."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    date: dt.date
+    close: float = Field(gt=0)
+    open: float | None = Field(None, gt=0)
+    high: float | None = Field(None, gt=0)
+    low: float | None = Field(None, gt=0)
+    volume: float | None = Field(None, ge=0)
+
+
+class PriceHistory(BaseModel):
+    """A client-supplied recent history, oldest first."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    prices: list[PriceRow] = Field(min_length=2, max_length=MAX_HISTORY_ROWS)
+
+    @model_validator(mode="after")
+    def _check_rows(self) -> PriceHistory:
+        dates = [row.date for row in self.prices]
+        for before, after in pairwise(dates):
+            if after <= before:
+                raise ValueError(
+                    f"dates must be strictly increasing (sorted, no duplicates): {after} "
+                    f"follows {before}"
+                )
+        for column in OPTIONAL_COLUMNS:
+            given = sum(getattr(row, column) is not None for row in self.prices)
+            if 0 < given < len(self.prices):
+                raise ValueError(
+                    f"{column!r} is given on {given} of {len(self.prices)} rows: give it on "
+                    "every row or on none"
+                )
+        return self
+
+    def to_frame(self) -> pd.DataFrame:
+        """The rows as a data-layer frame (``date`` index, present columns only)."""
+        frame = pd.DataFrame([row.model_dump(exclude_none=True) for row in self.prices])
+        frame.index = pd.DatetimeIndex(pd.to_datetime(frame.pop("date")), name="date")
+        frame = frame.astype("float64")
+        frame.attrs = {"source": "client"}
+        return frame
+
+
+class BatchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    symbols: list[Annotated[str, Field(max_length=32)]] = Field(
+        min_length=1, max_length=MAX_BATCH_LIMIT, description="tickers; duplicates are merged"
+    )
+
+
+class BatchItem(BaseModel):
+    symbol: str
+    status: int = Field(description="the HTTP status a single GET /predict would have returned")
+    forecast: ForecastResponse | None = None
+    error: ErrorResponse | None = None
+
+
+class BatchResponse(BaseModel):
+    results: list[BatchItem]
+
+
+class DataRange(BaseModel):
+    source: str | None = None
+    first_date: dt.date | None = None
+    last_date: dt.date | None = None
+    rows: int | None = None
+
+
+class ModelSummary(BaseModel):
+    symbol: str
+    version: str
+    trained_at: dt.datetime
+    data: DataRange
+
+    @classmethod
+    def from_metadata(cls, metadata: dict[str, Any]) -> ModelSummary:
+        return cls(
+            symbol=metadata["symbol"],
+            version=metadata["version"],
+            trained_at=metadata["trained_at"],
+            data=DataRange(**metadata.get("data", {})),
+        )
+
+
+class ModelList(BaseModel):
+    models: list[ModelSummary]
+
+
+class ModelDetail(ModelSummary):
+    metadata: dict[str, Any] = Field(description="config, features, split, data quality, versions")
+    metrics: dict[str, Any] = Field(description="training summary and held-out test metrics")
+
+
+class Health(BaseModel):
+    status: str
+
+
+class Readiness(BaseModel):
+    status: str
+    models: int = Field(description="models found by the start-up scan")
