@@ -130,9 +130,6 @@ class ModelRegistry:
     def load_metrics(self, symbol: str) -> dict[str, Any]:
         return self._read_json(self.metrics_path(symbol), symbol)
 
-    def load_run(self, run_id: str) -> dict[str, Any]:
-        return json.loads(self.run_path(run_id).read_text(encoding="utf-8"))
-
     def load_artifacts(self, symbol: str, retries: int = 3) -> ModelArtifacts:
         """Read a matching (weights, metadata) pair, retrying while a save is in flight."""
         for attempt in range(retries):

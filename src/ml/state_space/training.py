@@ -64,10 +64,6 @@ class TrainingConfig:
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "model": self.model.to_dict()}
 
-    @classmethod
-    def from_dict(cls, payload: dict[str, Any]) -> TrainingConfig:
-        return cls(**{**payload, "model": MambaConfig.from_dict(payload["model"])})
-
     def generator(self) -> SequenceGenerator:
         return SequenceGenerator(seq_len=self.model.seq_len, horizons=self.model.horizons)
 
