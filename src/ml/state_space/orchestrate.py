@@ -174,15 +174,27 @@ class TrainingRun:
         for symbol in set(symbols) - set(todo):
             outcomes[symbol] = SymbolOutcome(symbol, "skipped", "model exists (--skip-existing)")
         histories = await fetch_all(todo, self.offline)
-        jobs = []
+        jobs, without_data = [], []
         for symbol, history in histories.items():
-            if isinstance(history, Exception):
-                status = "no_data" if isinstance(history, DataUnavailableError) else "bad_data"
-                outcomes[symbol] = SymbolOutcome(symbol, status, str(history))
+            if isinstance(history, DataUnavailableError):
+                outcomes[symbol] = SymbolOutcome(symbol, "no_data", str(history))
+                without_data.append(symbol)
+            elif isinstance(history, Exception):
+                outcomes[symbol] = SymbolOutcome(symbol, "bad_data", str(history))
                 logger.warning("%s: %s", symbol, history)
-                continue
-            work_dir = None if self.scheduler else str(self.registry.checkpoint_dir(symbol))
-            jobs.append(TrainJob(symbol, history, self.config, work_dir, self.resume))
+            else:
+                work_dir = None if self.scheduler else str(self.registry.checkpoint_dir(symbol))
+                jobs.append(TrainJob(symbol, history, self.config, work_dir, self.resume))
+        if self.progress:
+            for symbol in set(symbols) - {job.symbol for job in jobs}:
+                self.progress.finished(outcomes[symbol])
+        if without_data:
+            logger.warning(
+                "no data for %d symbols (%s); e.g. %s",
+                len(without_data),
+                ", ".join(without_data),
+                outcomes[without_data[0]].reason,
+            )
         return jobs
 
     async def _train(self, jobs: list[TrainJob], outcomes: dict[str, SymbolOutcome]) -> None:

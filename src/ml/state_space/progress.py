@@ -42,7 +42,9 @@ class LogProgress:
 
     def finished(self, outcome: SymbolOutcome) -> None:
         self.done += 1
-        logger.info(
+        quiet = outcome.status in ("no_data", "skipped")  # summarised once by the run
+        logger.log(
+            logging.DEBUG if quiet else logging.INFO,
             "[%d/%d] %s %s %s",
             self.done,
             self.total,
@@ -73,7 +75,7 @@ class LiveProgress:
         )
         self.task = self.overall.add_task("symbols", total=total)
         self.running: dict[str, dict[str, Any]] = {}
-        self.live = Live(self._render(), console=self.console, refresh_per_second=4)
+        self.live = Live(console=self.console, refresh_per_second=2, get_renderable=self._render)
 
     def queued(self, symbol: str) -> None:
         return None
@@ -81,17 +83,17 @@ class LiveProgress:
     def epoch(self, symbol: str, record: dict[str, Any]) -> None:
         state = self.running.setdefault(symbol, {"since": time.monotonic()})
         state.update(record)
-        self.live.update(self._render())
 
     def finished(self, outcome: SymbolOutcome) -> None:
         self.running.pop(outcome.symbol, None)
         self.overall.advance(self.task)
-        style = "green" if outcome.status == "trained" else "yellow" if outcome.ok else "red"
+        if outcome.status in ("no_data", "skipped"):  # listed once, in the summary
+            return
+        style = "green" if outcome.status == "trained" else "red"
         self.console.print(
             f"[{style}]{outcome.status:>9}[/] {outcome.symbol:<8} {outcome.seconds:7.1f}s "
             f"{outcome.reason[:100]}"
         )
-        self.live.update(self._render())
 
     def _render(self) -> Group:
         table = Table.grid(padding=(0, 2))
