@@ -14,7 +14,7 @@ from fastapi.security import APIKeyHeader
 
 from api.service import PredictionService
 from api.settings import Settings
-from ml.state_space.symbols import validate_symbol
+from ml.state_space.data.symbols import validate_symbol
 
 _api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False)
 
@@ -48,9 +48,7 @@ async def require_api_key(
 
 
 async def symbol_path(
-    symbol: Annotated[
-        str, Path(description="ticker, e.g. AAPL, BRK-B, ^GSPC (case-insensitive)")
-    ],
+    symbol: Annotated[str, Path(description="ticker, e.g. AAPL, BRK-B, ^GSPC (case-insensitive)")],
 ) -> str:
     """The path's symbol, normalised; ``InvalidSymbolError`` (422) if malformed."""
     return validate_symbol(symbol)

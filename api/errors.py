@@ -15,11 +15,11 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.schemas import ErrorResponse
-from ml.state_space.data import DataUnavailableError
-from ml.state_space.forecast import InsufficientHistoryError
-from ml.state_space.quality import DataQualityError
+from ml.state_space.data.quality import DataQualityError
+from ml.state_space.data.sources import DataUnavailableError
+from ml.state_space.data.symbols import InvalidSymbolError
+from ml.state_space.models.neural import InsufficientHistoryError
 from ml.state_space.registry import ArtifactMismatchError, ModelNotFoundError
-from ml.state_space.symbols import InvalidSymbolError
 
 logger = logging.getLogger(__name__)
 
@@ -80,9 +80,7 @@ async def _validation_error(request: Request, error: RequestValidationError) -> 
         }
         for item in error.errors()[:MAX_DETAILS]
     ]
-    summary = "; ".join(
-        f"{'.'.join(item['loc'])}: {item['msg']}" for item in details[:5]
-    )
+    summary = "; ".join(f"{'.'.join(item['loc'])}: {item['msg']}" for item in details[:5])
     body = ErrorResponse(error="validation_error", message=summary, details=details)
     return error_response(422, body)
 

@@ -15,12 +15,13 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from api.metrics import ApiMetrics
-from ml.state_space.forecast import Forecaster
+from ml.state_space.data.symbols import validate_symbol
+from ml.state_space.forecast import ServedModel
 from ml.state_space.registry import ModelNotFoundError, ModelRegistry
-from ml.state_space.symbols import validate_symbol
 
 logger = logging.getLogger(__name__)
 
@@ -33,12 +34,12 @@ class LoadedModel:
     """One model version in memory and the on-disk state it was loaded from."""
 
     symbol: str
-    forecaster: Forecaster
+    forecaster: ServedModel
     fingerprint: Fingerprint
 
 
 class ModelCache:
-    """Thread-safe, size-bounded, reload-on-change cache of :class:`Forecaster` objects."""
+    """Thread-safe, size-bounded, reload-on-change cache of :class:`ServedModel` objects."""
 
     def __init__(self, registry: ModelRegistry, max_size: int, metrics: ApiMetrics) -> None:
         if max_size < 1:
@@ -54,16 +55,16 @@ class ModelCache:
         return len(self._entries)
 
     def fingerprint(self, symbol: str) -> Fingerprint:
-        """Registry fingerprint plus the metrics file's mtime (it carries the test skill).
+        """Registry fingerprint plus the mtimes of the metrics file (test skill) and of the
+        published backtest (walk-forward figures).
 
         Raises :class:`ModelNotFoundError` when the symbol has no model.
         """
-        metrics_path = self.registry.metrics_path(symbol)
-        try:
-            metrics_mtime = metrics_path.stat().st_mtime_ns
-        except FileNotFoundError:
-            metrics_mtime = 0
-        return (*self.registry.fingerprint(symbol), metrics_mtime)
+        return (
+            *self.registry.fingerprint(symbol),
+            _mtime(self.registry.metrics_path(symbol)),
+            _mtime(self.registry.backtest_path),
+        )
 
     def peek(self, symbol: str) -> LoadedModel | None:
         """The cached version if it is still the one on disk, else ``None``; never loads.
@@ -114,7 +115,9 @@ class ModelCache:
             artifacts = self.registry.load_artifacts(symbol)
             test_skill = self._test_skill(symbol, artifacts.metadata)
             with _KERAS_LOCK:
-                forecaster = Forecaster.from_artifacts(artifacts, test_skill)
+                forecaster = ServedModel.from_artifacts(
+                    artifacts, test_skill, self.registry.load_backtest()
+                )
         except Exception:
             self.metrics.model_loads.labels("error").inc()
             raise
@@ -136,7 +139,16 @@ class ModelCache:
         if metrics.get("version") != metadata.get("version"):
             logger.warning(
                 "%s metrics are for version %s, the model is %s; skill withheld until they match",
-                symbol, metrics.get("version"), metadata.get("version"),
+                symbol,
+                metrics.get("version"),
+                metadata.get("version"),
             )
             return {}
         return metrics.get("test", {})
+
+
+def _mtime(path: Path) -> int:
+    try:
+        return path.stat().st_mtime_ns
+    except FileNotFoundError:
+        return 0

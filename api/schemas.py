@@ -30,15 +30,42 @@ class Interval(BaseModel):
     upper: float
 
 
+class BacktestFigures(BaseModel):
+    """Walk-forward backtest of this model family for this symbol and horizon, pooled over
+    the test years, against the random walk on the same windows (docs/EVALUATION.md)."""
+
+    years: list[int] = Field(description="first and last test year")
+    n: int = Field(description="forecast windows scored")
+    mae_skill: float | None = Field(description="1 - MAE(median) / MAE(no change); > 0 beats it")
+    dm_mae_pvalue: float | None = Field(description="Diebold-Mariano p-value of the MAE gap")
+    pinball_skill: float | None = Field(
+        description="1 - pinball(model) / pinball(no change + trailing-volatility band)"
+    )
+    dm_pinball_pvalue: float | None = Field(description="Diebold-Mariano p-value, pinball loss")
+    band_coverage: float | None = Field(description="share of outcomes in the 10-90% band")
+    beats_baseline: bool = Field(
+        description="significantly better (MAE), or no worse on both MAE and pinball loss"
+    )
+
+    @classmethod
+    def from_figures(
+        cls, figures: dict[str, Any] | None, years: list[int] | None
+    ) -> BacktestFigures | None:
+        return None if not figures or not years else cls(years=years, **figures)
+
+
 class HorizonOut(BaseModel):
     horizon: int = Field(description="trading days ahead of as_of")
-    target_date: dt.date = Field(description="as_of + horizon US trading days")
+    target_date: dt.date = Field(description="the horizon-th NYSE session after as_of")
     log_return: dict[str, float] = Field(description="forecast log return per quantile level")
     price: dict[str, float] = Field(description="last_close * exp(log_return) per quantile level")
     point_forecast: float = Field(description="the median price")
     interval: Interval = Field(description="price interval between the outermost quantiles")
     test_skill_vs_random_walk: float | None = Field(
         description="1 - MAE(model) / MAE(random walk) on the held-out test set; > 0 beats it"
+    )
+    backtest: BacktestFigures | None = Field(
+        description="walk-forward backtest figures; null when no backtest was published"
     )
 
     @classmethod
@@ -57,6 +84,7 @@ class HorizonOut(BaseModel):
                 upper=horizon.price[hi],
             ),
             test_skill_vs_random_walk=horizon.test_skill_vs_random_walk,
+            backtest=BacktestFigures.from_figures(horizon.backtest, horizon.backtest_years),
         )
 
 
@@ -176,8 +204,11 @@ class ModelList(BaseModel):
 
 
 class ModelDetail(ModelSummary):
-    metadata: dict[str, Any] = Field(description="config, features, split, data quality, versions")
+    metadata: dict[str, Any] = Field(description="model card: config, features, split, versions")
     metrics: dict[str, Any] = Field(description="training summary and held-out test metrics")
+    backtest: dict[str, BacktestFigures] | None = Field(
+        description="walk-forward figures per horizon (h1, h5, ...); null without a backtest"
+    )
 
 
 class Health(BaseModel):

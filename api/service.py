@@ -26,9 +26,9 @@ from api.metrics import ApiMetrics
 from api.model_cache import Fingerprint, LoadedModel, ModelCache
 from api.schemas import ForecastResponse, PriceHistory
 from api.settings import Settings
-from ml.state_space.data import load_history
+from ml.state_space.data.sources import load_history
+from ml.state_space.data.symbols import validate_symbol
 from ml.state_space.registry import ModelRegistry
-from ml.state_space.symbols import validate_symbol
 
 logger = logging.getLogger(__name__)
 
@@ -89,7 +89,10 @@ class HistoryCache:
         entry = _History(frame, next(self._tokens), time.monotonic() + self.ttl_s)
         logger.debug(
             "loaded %d rows of %s from %s in %.1f ms",
-            len(full), symbol, full.attrs.get("source"), 1e3 * (time.perf_counter() - started),
+            len(full),
+            symbol,
+            full.attrs.get("source"),
+            1e3 * (time.perf_counter() - started),
         )
         if self.ttl_s > 0:
             with self._lock:

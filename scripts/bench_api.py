@@ -46,7 +46,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per level")
     parser.add_argument("--concurrency", default="1,16", help="comma list of levels")
     parser.add_argument(
-        "--client-procs", type=int, default=1,
+        "--client-procs",
+        type=int,
+        default=1,
         help="load-generator processes, users spread over them (1 is best on 2 cores)",
     )
     parser.add_argument("--history-ttl", type=float, default=60.0, help="MAMBA_API_HISTORY_TTL_S")
@@ -70,8 +72,17 @@ def start_server(models_dir: Path, port: int, n_models: int, ttl: float) -> subp
         "TF_CPP_MIN_LOG_LEVEL": "2",
     }
     command = [
-        sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1",
-        "--port", str(port), "--no-access-log", "--log-level", "warning",
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "api.main:app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--no-access-log",
+        "--log-level",
+        "warning",
     ]
     return subprocess.Popen(command, cwd=ROOT, env=env)
 
@@ -129,15 +140,26 @@ def client_process(*args: object) -> tuple[list[float], int, float]:
 
 
 def drive(
-    pool: ProcessPoolExecutor, procs: int, base_url: str, symbols: list[str],
-    concurrency: int, duration: float, pid: int,
+    pool: ProcessPoolExecutor,
+    procs: int,
+    base_url: str,
+    symbols: list[str],
+    concurrency: int,
+    duration: float,
+    pid: int,
 ) -> dict:
     """``concurrency`` users spread over up to ``procs`` client processes for ``duration`` s."""
     n_procs = min(procs, concurrency)
     start_at = time.time() + 1.0  # every process connected and waiting by then
     futures = [
-        pool.submit(client_process, base_url, symbols, list(range(k, concurrency, n_procs)),
-                    start_at, duration)
+        pool.submit(
+            client_process,
+            base_url,
+            symbols,
+            list(range(k, concurrency, n_procs)),
+            start_at,
+            duration,
+        )
         for k in range(n_procs)
     ]
     time.sleep(max(0.0, start_at - time.time()))
@@ -197,8 +219,7 @@ def bench(args: argparse.Namespace, models_dir: Path, symbols: list[str]) -> dic
             procs = args.client_procs
             drive(pool, procs, base_url, symbols, max(levels), min(2.0, args.duration), server.pid)
             results = [
-                drive(pool, procs, base_url, symbols, c, args.duration, server.pid)
-                for c in levels
+                drive(pool, procs, base_url, symbols, c, args.duration, server.pid) for c in levels
             ]
         return {
             "models_dir": str(models_dir),
@@ -226,13 +247,10 @@ async def loop_name() -> str:
 
 def profile_pieces(models_dir: Path, symbols: list[str], repeats: int = 200) -> list[dict]:
     """Median time of each step of one uncached prediction, in-process, per symbol."""
-    import tensorflow as tf
-
     from api.schemas import ForecastResponse
-    from ml.state_space.data import load_history
-    from ml.state_space.forecast import Forecaster
+    from ml.state_space.data.sources import load_history
+    from ml.state_space.forecast import ServedModel
     from ml.state_space.registry import ModelRegistry
-    from ml.state_space.sequences import latest_window
 
     def median_ms(fn) -> float:
         fn()
@@ -246,29 +264,30 @@ def profile_pieces(models_dir: Path, symbols: list[str], repeats: int = 200) -> 
     registry, rows = ModelRegistry(models_dir), []
     for symbol in symbols:
         started = time.perf_counter()
-        forecaster = Forecaster.from_artifacts(registry.load_artifacts(symbol), {})
+        forecaster = ServedModel.from_artifacts(registry.load_artifacts(symbol), {})
         load_s = time.perf_counter() - started
+        model = forecaster.model
         prices = load_history(symbol, offline=True)
-        tail = prices.iloc[-forecaster.history_rows :][["close", *forecaster.price_columns]]
-        features = forecaster.engineer.transform(tail)[forecaster.feature_names]
-        window = latest_window(forecaster.normalizer.transform(features), forecaster.seq_len)
+        tail = prices.iloc[-forecaster.history_rows :][forecaster.price_columns]
+        features = model.engineer.transform(tail)[forecaster.card.features.names].to_numpy()
+        window = model.normalizer.transform(features)[None, -model.config.model.seq_len :]
         forecast = forecaster.predict(prices, symbol)
         response = ForecastResponse.from_forecast(forecast)
-        rows.append({
-            "symbol": symbol,
-            "model_load_s": round(load_s, 3),
-            "history_ms": median_ms(lambda s=symbol: load_history(s, offline=True)),
-            "features_ms": median_ms(lambda f=forecaster, t=tail: f.engineer.transform(t)),
-            "normalise_ms": median_ms(
-                lambda f=forecaster, x=features: latest_window(f.normalizer.transform(x), f.seq_len)
-            ),
-            "inference_ms": median_ms(
-                lambda f=forecaster, w=window: f._infer(tf.constant(w)).numpy()
-            ),
-            "predict_total_ms": median_ms(lambda f=forecaster, p=prices, s=symbol: f.predict(p, s)),
-            "response_ms": median_ms(lambda f=forecast: ForecastResponse.from_forecast(f)),
-            "json_ms": median_ms(response.model_dump_json),
-        })
+        rows.append(
+            {
+                "symbol": symbol,
+                "model_load_s": round(load_s, 3),
+                "history_ms": median_ms(lambda s=symbol: load_history(s, offline=True)),
+                "features_ms": median_ms(lambda m=model, t=tail: m.engineer.transform(t)),
+                "normalise_ms": median_ms(lambda m=model, x=features: m.normalizer.transform(x)),
+                "inference_ms": median_ms(lambda m=model, w=window: m.infer_scaled(w)),
+                "predict_total_ms": median_ms(
+                    lambda f=forecaster, p=prices, s=symbol: f.predict(p, s)
+                ),
+                "response_ms": median_ms(lambda f=forecast: ForecastResponse.from_forecast(f)),
+                "json_ms": median_ms(response.model_dump_json),
+            }
+        )
     return rows
 
 
@@ -282,14 +301,28 @@ def run_loop(coroutine):
 
 
 def print_table(result: dict) -> None:
-    print(f"\n{result['symbols']} models, history TTL {result['history_ttl_s']} s, "
-          f"{result['duration_s']} s per level, {result['cpus']} CPUs, "
-          f"client loop {result['client_loop']}")
-    print(f"server RSS: {result['rss_mb_idle']} MB idle, {result['rss_mb_loaded']} MB loaded; "
-          f"first request per model {result['cold_load_s_per_model']} s")
-    columns = ("concurrency", "client_processes", "requests", "rps", "p50_ms", "p95_ms",
-               "p99_ms", "errors", "server_cpu_ms_per_request", "client_cpu_ms_per_request",
-               "load_1min")
+    print(
+        f"\n{result['symbols']} models, history TTL {result['history_ttl_s']} s, "
+        f"{result['duration_s']} s per level, {result['cpus']} CPUs, "
+        f"client loop {result['client_loop']}"
+    )
+    print(
+        f"server RSS: {result['rss_mb_idle']} MB idle, {result['rss_mb_loaded']} MB loaded; "
+        f"first request per model {result['cold_load_s_per_model']} s"
+    )
+    columns = (
+        "concurrency",
+        "client_processes",
+        "requests",
+        "rps",
+        "p50_ms",
+        "p95_ms",
+        "p99_ms",
+        "errors",
+        "server_cpu_ms_per_request",
+        "client_cpu_ms_per_request",
+        "load_1min",
+    )
     print(" ".join(f"{name:>{max(len(name), 8)}}" for name in columns))
     for row in result["levels"]:
         print(" ".join(f"{row[name]:>{max(len(name), 8)}}" for name in columns))
@@ -304,8 +337,11 @@ def main(argv: list[str] | None = None) -> int:
     available = ModelRegistry(models_dir).symbols()
     symbols = args.symbols.split(",") if args.symbols else available[: args.max_symbols]
     if not symbols:
-        print(f"error: no models under {models_dir}; train some with "
-              "scripts/train_mamba_models.py --models-dir ...", file=sys.stderr)
+        print(
+            f"error: no models under {models_dir}; train some with "
+            "scripts/train_mamba_models.py --models-dir ...",
+            file=sys.stderr,
+        )
         return 2
     if args.profile:
         for row in profile_pieces(models_dir, symbols[:3]):

@@ -16,8 +16,8 @@ import time
 
 import numpy as np
 
-from ml.state_space.data import load_bundled
-from ml.state_space.features import TimeSeriesFeatureEngineer
+from ml.state_space.data.sources import load_bundled
+from ml.state_space.features.engineer import TimeSeriesFeatureEngineer
 
 
 def time_transform(symbol: str, rows: int, repeats: int, warmup_runs: int) -> dict[str, object]:

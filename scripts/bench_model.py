@@ -21,8 +21,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from ml.state_space.losses import MedianAbsoluteError, QuantileLoss
-from ml.state_space.model import (
+from ml.state_space.models.losses import MedianAbsoluteError, QuantileLoss
+from ml.state_space.models.mamba.model import (
     MambaConfig,
     build_model,
     compile_model,

@@ -16,11 +16,11 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from ml.cli.plots import plot_learning_curves, plot_test_forecasts
+from ml.cli.progress import report_console
 from ml.state_space.atomic import atomic_write_json
-from ml.state_space.plots import plot_learning_curves, plot_test_forecasts
-from ml.state_space.progress import report_console
+from ml.state_space.evaluation.review import build_review
 from ml.state_space.registry import DEFAULT_ROOT, ModelRegistry
-from ml.state_space.review import build_review
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -84,6 +84,66 @@ def print_tables(review: dict, console: Console) -> None:
     )
 
 
+def print_backtest(published: dict | None, console: Console) -> None:
+    """Rank symbols by walk-forward skill (pooled over the test years), with significance."""
+    if not published:
+        console.print(
+            "[yellow]no walk-forward backtest published for these models[/]: the skill above is "
+            "one test segment's. Run: python scripts/backtest.py --symbols BUNDLED --offline"
+        )
+        return
+    first, last = published["years"]
+    symbols = published["symbols"]
+    horizons = sorted(
+        {h for figures in symbols.values() for h in figures}, key=lambda h: int(h[1:])
+    )
+    for key in horizons:
+        rows = sorted(
+            ((s, f[key]) for s, f in symbols.items() if key in f),
+            key=lambda item: -(item[1]["mae_skill"] or -1e9),
+        )
+        beats = sum(f["beats_baseline"] for _, f in rows)
+        table = Table(
+            title=f"walk-forward {first}-{last}, horizon {key[1:]}: {beats}/{len(rows)} "
+            f"beat the baseline ({published['model']} vs random walk)"
+        )
+        for column in (
+            "#",
+            "symbol",
+            "MAE skill",
+            "DM p",
+            "pinball skill",
+            "DM p (pinball)",
+            "10-90 cover",
+            "windows",
+            "verdict",
+        ):
+            table.add_column(column, justify="left" if column in ("symbol", "verdict") else "right")
+        for rank, (symbol, f) in enumerate(rows, 1):
+            table.add_row(
+                str(rank),
+                symbol,
+                _fmt(f["mae_skill"]),
+                _fmt(f["dm_mae_pvalue"], ".3f"),
+                _fmt(f["pinball_skill"]),
+                _fmt(f["dm_pinball_pvalue"], ".3f"),
+                _fmt(f["band_coverage"], ".1%"),
+                str(f["n"]),
+                _verdict(f),
+                style=None if f["beats_baseline"] else "red",
+            )
+        console.print(table)
+    console.print(f"backtest command: {published.get('command')}")
+
+
+def _verdict(figures: dict) -> str:
+    if figures["significantly_better"]:
+        return "significantly better"
+    if figures["significantly_worse"]:
+        return "significantly worse"
+    return "no worse" if figures["beats_baseline"] else "worse"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     registry = ModelRegistry(args.models_dir)
@@ -101,12 +161,14 @@ def main(argv: list[str] | None = None) -> int:
             metrics = registry.load_metrics(symbol)
             plot_learning_curves(metrics, out / f"{symbol}_learning_curves.png")
             plot_test_forecasts(metrics, out / f"{symbol}_test_forecasts.png")
+    review["backtest"] = registry.load_backtest()
     atomic_write_json(out / "review.json", review)
     if args.json:
         print(json.dumps(review, indent=2))
     else:
         console = report_console()
         print_tables(review, console)
+        print_backtest(registry.load_backtest(), console)
         console.print(f"plots and review.json written to {out}/")
     return 0
 

@@ -16,11 +16,11 @@ import sys
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from ml.state_space.data.universe import resolve_symbols
 from ml.state_space.registry import DEFAULT_ROOT, ModelRegistry
-from ml.state_space.universe import resolve_symbols
 
 if TYPE_CHECKING:
-    from ml.state_space.training import TrainingConfig
+    from ml.state_space.training.config import TrainingConfig
 
 # Spawned workers re-import this module as __mp_main__: TensorFlow is imported inside the
 # functions below, so a worker loads it once, quietly, in its initializer.
@@ -29,8 +29,8 @@ TEST_SYMBOLS = "AAPL,MSFT,JPM"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    from ml.state_space.model import MambaConfig
-    from ml.state_space.training import TrainingConfig
+    from ml.state_space.models.mamba.model import MambaConfig
+    from ml.state_space.training.config import TrainingConfig
 
     defaults, model_defaults = TrainingConfig(), MambaConfig()
     parser = argparse.ArgumentParser(
@@ -71,8 +71,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def build_config(args: argparse.Namespace) -> TrainingConfig:
-    from ml.state_space.model import MambaConfig
-    from ml.state_space.training import TrainingConfig
+    from ml.state_space.models.mamba.model import MambaConfig
+    from ml.state_space.training.config import TrainingConfig
 
     horizons = tuple(int(h) for h in args.horizons.split(","))
     model = replace(
@@ -97,11 +97,11 @@ def build_config(args: argparse.Namespace) -> TrainingConfig:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ml.state_space.worker import native_stderr_silenced
+    from ml.state_space.orchestration.worker import native_stderr_silenced
 
     with native_stderr_silenced():  # TensorFlow's C++ start-up banner
-        from ml.state_space.orchestrate import TrainingRun
-        from ml.state_space.progress import make_progress, print_summary
+        from ml.cli.progress import make_progress, print_summary
+        from ml.state_space.orchestration.run import TrainingRun
 
     args = parse_args(argv)
     logging.basicConfig(

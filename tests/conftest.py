@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING
 import pandas as pd
 import pytest
 
-from ml.state_space.data import load_bundled
+from ml.state_space.data.sources import load_bundled
 
 if TYPE_CHECKING:
-    from ml.state_space.training import TrainingConfig
+    from ml.state_space.training.config import TrainingConfig
 
 
 @pytest.fixture
@@ -34,8 +34,8 @@ def tiny_training_config(**overrides) -> TrainingConfig:
     """A model small enough to train in seconds, on the last 700 days."""
     from dataclasses import replace
 
-    from ml.state_space.model import MambaConfig
-    from ml.state_space.training import TrainingConfig
+    from ml.state_space.models.mamba.model import MambaConfig
+    from ml.state_space.training.config import TrainingConfig
 
     model = replace(
         MambaConfig(),

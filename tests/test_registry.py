@@ -4,8 +4,8 @@ import re
 import pytest
 
 from ml.state_space.atomic import atomic_write_bytes, atomic_write_json
+from ml.state_space.data.symbols import InvalidSymbolError
 from ml.state_space.registry import ArtifactMismatchError, ModelNotFoundError, ModelRegistry
-from ml.state_space.symbols import InvalidSymbolError
 
 
 def _save(registry: ModelRegistry, symbol: str = "AAPL", payload: bytes = b"weights-v1"):

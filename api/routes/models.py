@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import APIRouter
 
 from api.deps import ApiKey, ServiceDep, Symbol
 from api.errors import ERROR_RESPONSES
-from api.schemas import ModelDetail, ModelList, ModelSummary
+from api.schemas import BacktestFigures, ModelDetail, ModelList, ModelSummary
 from ml.state_space.registry import ModelNotFoundError
 
 logger = logging.getLogger(__name__)
@@ -42,4 +43,17 @@ def model_detail(symbol: Symbol, service: ServiceDep) -> ModelDetail:
         metrics = {}
     light = {key: value for key, value in metrics.items() if key not in HEAVY_METRICS}
     summary = ModelSummary.from_metadata(metadata)
-    return ModelDetail(**summary.model_dump(), metadata=metadata, metrics=light)
+    backtest = _backtest(service.registry.load_backtest(), metadata)
+    return ModelDetail(**summary.model_dump(), metadata=metadata, metrics=light, backtest=backtest)
+
+
+def _backtest(
+    published: dict[str, Any] | None, metadata: dict[str, Any]
+) -> dict[str, BacktestFigures] | None:
+    """The published walk-forward figures of this model's family and symbol, per horizon."""
+    if not published or published.get("model") != metadata.get("family"):
+        return None
+    horizons = published.get("symbols", {}).get(metadata["symbol"])
+    if not horizons:
+        return None
+    return {key: BacktestFigures(years=published["years"], **f) for key, f in horizons.items()}

@@ -11,7 +11,7 @@ from api.deps import ApiKey, ServiceDep, SettingsDep, Symbol
 from api.errors import ERROR_RESPONSES, classify
 from api.schemas import BatchItem, BatchRequest, BatchResponse, ForecastResponse, PriceHistory
 from api.service import PredictionService
-from ml.state_space.symbols import validate_symbol
+from ml.state_space.data.symbols import validate_symbol
 
 router = APIRouter(
     prefix="/predict", tags=["predict"], dependencies=[ApiKey], responses=ERROR_RESPONSES

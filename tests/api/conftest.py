@@ -19,10 +19,11 @@ from fastapi.testclient import TestClient
 
 from api.main import create_app
 from api.settings import Settings
-from ml.state_space.data import load_history
-from ml.state_space.model import MambaConfig
+from ml.state_space.data.sources import load_history
+from ml.state_space.models.mamba.model import MambaConfig
 from ml.state_space.registry import ModelRegistry
-from ml.state_space.training import TrainingConfig, train_symbol
+from ml.state_space.training.config import TrainingConfig
+from ml.state_space.training.trainer import train_symbol
 
 SYMBOLS = ("AAPL", "^GSPC")
 TINY = TrainingConfig(
@@ -30,7 +31,7 @@ TINY = TrainingConfig(
         MambaConfig(), d_model=16, n_layers=1, d_state=8, head_dim=16, seq_len=30, jit_compile=False
     ),
     epochs=1,
-    days=900,  # the least that leaves every split segment one window (seq_len 30)
+    days=1000,  # just above TINY.min_history(): every split segment holds a window
     augment=False,
 )
 

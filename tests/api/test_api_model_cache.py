@@ -73,9 +73,12 @@ def test_the_model_cache_is_a_bounded_lru(make_app) -> None:
 def test_history_is_reused_for_its_ttl_only(make_app) -> None:
     def history_hits(client: TestClient) -> float:
         registry = client.app.state.metrics.registry
-        return registry.get_sample_value(
-            "mamba_api_cache_lookups_total", {"cache": "history", "result": "hit"}
-        ) or 0
+        return (
+            registry.get_sample_value(
+                "mamba_api_cache_lookups_total", {"cache": "history", "result": "hit"}
+            )
+            or 0
+        )
 
     with TestClient(make_app(history_ttl_s=60)) as client:
         client.get("/predict/AAPL")

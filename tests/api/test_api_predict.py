@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from ml.state_space.data import load_bundled
+from ml.state_space.data.sources import load_bundled
 
 
 def price_rows(symbol: str, rows: int, columns: tuple[str, ...] = ("close",)) -> list[dict]:

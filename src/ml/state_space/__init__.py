@@ -1,3 +1,58 @@
-"""Per-symbol Mamba (selective state-space) forecasting library."""
+"""Per-symbol Mamba (selective state-space) forecasting library.
+
+``import ml.state_space`` registers every custom Keras object (layers, losses, metrics),
+so ``keras.models.load_model(path)`` reads a saved forecaster network after this one
+import. The public names below are the library's API::
+
+    from ml.state_space import MambaForecaster, RandomWalk, backtest, load_history
+"""
+
+import os
 
 __version__ = "0.1.0"
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ INFO lines; user may override
+
+from ml.state_space.data.calendar import add_trading_days
+from ml.state_space.data.sources import DataUnavailableError, load_history
+from ml.state_space.evaluation.backtest import BacktestConfig, backtest
+from ml.state_space.evaluation.scoring import score_forecasts, summarize
+from ml.state_space.evaluation.significance import diebold_mariano
+from ml.state_space.features.engineer import TimeSeriesFeatureEngineer
+from ml.state_space.models import losses as _losses  # noqa: F401  (Keras registration)
+from ml.state_space.models.base import Forecaster
+from ml.state_space.models.baselines import Drift, EmpiricalQuantiles, RandomWalk
+from ml.state_space.models.card import ModelCard
+from ml.state_space.models.garch import Garch
+from ml.state_space.models.lstm import LSTMForecaster
+from ml.state_space.models.mamba import layers as _layers  # noqa: F401  (Keras registration)
+from ml.state_space.models.mamba.forecaster import MambaForecaster
+from ml.state_space.models.mamba.model import MambaConfig
+from ml.state_space.models.neural import NeuralForecaster
+from ml.state_space.registry import ModelRegistry
+from ml.state_space.training.config import TrainingConfig
+
+__all__ = [
+    "BacktestConfig",
+    "DataUnavailableError",
+    "Drift",
+    "EmpiricalQuantiles",
+    "Forecaster",
+    "Garch",
+    "LSTMForecaster",
+    "MambaConfig",
+    "MambaForecaster",
+    "ModelCard",
+    "ModelRegistry",
+    "NeuralForecaster",
+    "RandomWalk",
+    "TimeSeriesFeatureEngineer",
+    "TrainingConfig",
+    "__version__",
+    "add_trading_days",
+    "backtest",
+    "diebold_mariano",
+    "load_history",
+    "score_forecasts",
+    "summarize",
+]

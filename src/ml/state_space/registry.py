@@ -7,6 +7,7 @@ Layout under ``root`` (default ``models/mamba``)::
     metrics/<SYMBOL>.json       learning curves and held-out test metrics
     checkpoints/<SYMBOL>/       best-epoch checkpoint and BackupAndRestore state
     runs/<RUN_ID>.json          one summary per training run
+    backtest.json               walk-forward figures of this model family, per symbol and horizon
 
 A model and its metadata are one version: the metadata records the SHA-256 of
 the weights it belongs to, and :meth:`ModelRegistry.load_artifacts` refuses a
@@ -25,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ml.state_space.atomic import atomic_write_bytes, atomic_write_json
-from ml.state_space.symbols import validate_symbol
+from ml.state_space.data.symbols import validate_symbol
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +76,25 @@ class ModelRegistry:
 
     def run_path(self, run_id: str) -> Path:
         return self.root / "runs" / f"{run_id}.json"
+
+    @property
+    def backtest_path(self) -> Path:
+        return self.root / "backtest.json"
+
+    def save_backtest(self, figures: dict[str, Any]) -> Path:
+        """Publish a backtest's per-symbol figures of this family (see ``docs/EVALUATION.md``)."""
+        return atomic_write_json(self.backtest_path, figures)
+
+    def load_backtest(self) -> dict[str, Any] | None:
+        """The published backtest figures, or ``None`` when no backtest was published or the
+        file is unreadable (logged: a broken file only hides the figures)."""
+        try:
+            return json.loads(self.backtest_path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as error:
+            logger.warning("ignoring unreadable %s: %s", self.backtest_path, error)
+            return None
 
     def save(
         self,

@@ -1,0 +1,164 @@
+"""Walk-forward backtest: refit every model before each test year, score it next to baselines.
+
+Examples:
+    python scripts/backtest.py --symbols BUNDLED --years 2018-2022 --offline
+    python scripts/backtest.py --symbols AAPL,MSFT --years 2020-2021 --models rw,garch,mamba
+    python scripts/backtest.py --symbols BUNDLED --years 2008-2022 --models mamba,rw --seeds 1,2,3
+
+Writes forecasts.parquet, summary.json, report.md and PNG plots under --out; prints the
+summary table. Definitions of every number: docs/EVALUATION.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import shlex
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from ml.state_space.data.universe import resolve_symbols
+
+# Spawned workers re-import this module as __mp_main__: the library is imported inside
+# main(), so a worker loads TensorFlow once, in its initializer.
+
+
+def parse_years(text: str) -> tuple[int, ...]:
+    """``2008-2022`` or ``2019,2021`` -> years."""
+    try:
+        if "-" in text:
+            first, last = (int(part) for part in text.split("-", 1))
+            years = tuple(range(first, last + 1))
+        else:
+            years = tuple(int(part) for part in text.split(","))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"--years {text!r}: use 2008-2022 or 2019,2021") from error
+    if not years or min(years) < 1900 or max(years) > 2100:
+        raise argparse.ArgumentTypeError(f"--years {text!r} gives no usable year")
+    return years
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be >= 1")
+    return value
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--symbols", default="BUNDLED", help="universe (BUNDLED, TIER_1) or list")
+    parser.add_argument("--years", type=parse_years, default=parse_years("2018-2022"))
+    parser.add_argument(
+        "--models", default="mamba,lstm,rw,empirical,drift,garch", help="comma list"
+    )
+    parser.add_argument("--seeds", default="42", help="neural seeds; several = seed ensemble")
+    parser.add_argument("--epochs", type=positive_int, help="max epochs of the neural models")
+    parser.add_argument("--days", type=positive_int, help="training days of the neural models")
+    parser.add_argument("--parallel", type=positive_int, default=2, help="worker processes")
+    parser.add_argument("--scheduler", help="Dask scheduler address, e.g. tcp://127.0.0.1:8786")
+    parser.add_argument("--offline", action="store_true", default=None, help="bundled data only")
+    parser.add_argument("--out", default="reports/backtest", help="output directory")
+    parser.add_argument("--no-plots", action="store_true")
+    parser.add_argument(
+        "--models-dir",
+        default="models/mamba",
+        help="publish the mamba figures here for the service and the review (backtest.json)",
+    )
+    parser.add_argument("--no-publish", action="store_true", help="do not write backtest.json")
+    parser.add_argument("--log-level", default="INFO")
+    return parser.parse_args(argv)
+
+
+def cpu_name() -> str:
+    """The CPU model (timings depend on it)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or platform.machine()
+
+
+def main(argv: list[str] | None = None) -> int:
+    from ml.state_space.orchestration.worker import native_stderr_silenced
+
+    args = parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(message)s"
+    )
+    with native_stderr_silenced():  # TensorFlow's C++ start-up banner
+        from ml.cli.progress import make_task_progress, print_backtest_summary
+        from ml.state_space.evaluation.backtest import BacktestConfig, run_backtest
+        from ml.state_space.evaluation.report import (
+            published_figures,
+            score_backtest,
+            write_backtest,
+        )
+        from ml.state_space.orchestration.run import fetch_all
+        from ml.state_space.registry import ModelRegistry
+        from ml.state_space.training.config import TrainingConfig
+    try:
+        symbols = resolve_symbols(args.symbols)
+        training = TrainingConfig()
+        if args.epochs:
+            training = replace(training, epochs=args.epochs)
+        if args.days:
+            training = replace(training, days=args.days)
+        config = BacktestConfig(
+            years=args.years,
+            models=tuple(m.strip() for m in args.models.split(",") if m.strip()),
+            training=training,
+            seeds=tuple(int(s) for s in args.seeds.split(",")),
+        )
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    histories = asyncio.run(fetch_all(symbols, args.offline))
+    prices = {s: h for s, h in histories.items() if not isinstance(h, Exception)}
+    skipped = {s: h for s, h in histories.items() if isinstance(h, Exception)}
+    if skipped:
+        logging.warning("no usable data for %d symbols: %s", len(skipped), ", ".join(skipped))
+    if not prices:
+        print("error: no symbol has data; try --offline with --symbols BUNDLED", file=sys.stderr)
+        return 1
+    tasks = len(config.models) * len(prices) * len(config.years) * len(config.seeds)
+    with make_task_progress(tasks) as progress:
+        result = asyncio.run(
+            run_backtest(prices, config, args.parallel, args.scheduler, on_task=progress)
+        )
+    if result.forecasts.empty:
+        print("error: every task failed; see the log above", file=sys.stderr)
+        return 1
+    report = score_backtest(result.forecasts)
+    facts = {
+        "command": shlex.join(["python", "scripts/backtest.py", *(argv or sys.argv[1:])]),
+        "symbols": ",".join(prices),
+        "cpu": cpu_name(),
+        "parallel": args.parallel,
+    }
+    out = Path(args.out)
+    write_backtest(out, result, report, config, facts)
+    if not args.no_plots:
+        from ml.cli.plots import plot_reliability, plot_skill_by_year
+
+        plot_skill_by_year(report.fold_summary, out / "skill_by_year.png")
+        plot_reliability(result.forecasts, out / "reliability.png")
+    if "mamba" in config.models and not args.no_publish:
+        figures = published_figures(report.scores, "mamba", config, facts)
+        path = ModelRegistry(args.models_dir).save_backtest(figures)
+        print(f"mamba backtest figures published to {path} (served with each forecast)")
+    print_backtest_summary(report.summary, result.seconds, len(result.failures))
+    print(f"forecasts, summary.json, report.md and plots written to {out}/")
+    return 1 if result.failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Presentation for the command-line faces (progress display, plots); not the library."""

@@ -1,0 +1,282 @@
+"""Walk-forward backtest: refit every model before each test year, forecast every day of it.
+
+For test year ``Y`` and every model, the model is fitted on the history that ends
+``embargo`` trading days (the longest horizon) before the first trading day of ``Y``,
+so no training target reaches into the test year; it then forecasts from every
+trading day of ``Y`` (features as of that day). The result is one long table,
+``model, symbol, fold, origin_date, horizon, q<level>..., actual``, scored by
+:mod:`ml.state_space.evaluation.scoring` with every model next to the baselines on
+the same windows. See ``docs/EVALUATION.md``.
+
+One task per (symbol, fold, model, seed) runs in a process pool (or on Dask); a
+baseline task costs milliseconds. Several seeds make a seed ensemble of a neural
+model: its quantiles are averaged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ml.state_space.models.base import Forecaster, forward_log_returns
+from ml.state_space.models.baselines import Drift, EmpiricalQuantiles, RandomWalk
+from ml.state_space.models.garch import Garch
+from ml.state_space.models.lstm import LSTMForecaster
+from ml.state_space.models.mamba.forecaster import MambaForecaster
+from ml.state_space.training.config import TrainingConfig
+
+logger = logging.getLogger(__name__)
+
+NEURAL_MODELS = ("mamba", "lstm")
+BASELINE_MODELS = ("rw", "empirical", "drift", "garch")
+ALL_MODELS = NEURAL_MODELS + BASELINE_MODELS
+
+
+@dataclass(frozen=True)
+class BacktestConfig:
+    """Which years, which models, and how the neural models are trained."""
+
+    years: tuple[int, ...]
+    models: tuple[str, ...] = ALL_MODELS
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    seeds: tuple[int, ...] = (42,)
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.models) - set(ALL_MODELS))
+        if unknown:
+            raise ValueError(f"unknown models {unknown}; choose from {list(ALL_MODELS)}")
+        if not self.years or not self.seeds:
+            raise ValueError("a backtest needs at least one test year and one seed")
+        if "rw" not in self.models:
+            raise ValueError("the random walk 'rw' is the baseline every model is scored against")
+
+    @property
+    def horizons(self) -> tuple[int, ...]:
+        return self.training.model.horizons
+
+    @property
+    def quantiles(self) -> tuple[float, ...]:
+        return self.training.model.quantiles
+
+    @property
+    def embargo(self) -> int:
+        return max(self.horizons)
+
+
+def make_forecaster(model: str, config: BacktestConfig, seed: int) -> Forecaster:
+    """A fresh, unfitted forecaster of ``model`` with the backtest's horizons and quantiles."""
+    training = replace(config.training, seed=seed)
+    neural: dict[str, Callable[[], Forecaster]] = {
+        "mamba": lambda: MambaForecaster(training_config=training),
+        "lstm": lambda: LSTMForecaster(training_config=training),
+    }
+    if model in neural:
+        return neural[model]()
+    baseline = {"rw": RandomWalk, "empirical": EmpiricalQuantiles, "drift": Drift, "garch": Garch}
+    return baseline[model](horizons=config.horizons, quantiles=config.quantiles)
+
+
+@dataclass(frozen=True)
+class Fold:
+    """One test year: fit on rows ``[0, fit_end)``, forecast from ``origins``."""
+
+    year: int
+    fit_end: int
+    origins: pd.DatetimeIndex
+
+
+def walk_forward_fold(index: pd.DatetimeIndex, year: int, embargo: int) -> Fold:
+    """The fold of test ``year``; the last fitted row's every target lies at least
+    ``embargo`` rows before the first test origin. Raises ``ValueError`` when the history
+    has no trading day in ``year``."""
+    in_year = np.flatnonzero(index.year == year)
+    if len(in_year) == 0:
+        raise ValueError(
+            f"no prices in {year} (history {index[0].date()}..{index[-1].date()}); "
+            "choose test years inside the history"
+        )
+    return Fold(year, max(int(in_year[0]) - embargo, 0), index[in_year])
+
+
+@dataclass
+class BacktestTask:
+    """One model fitted for one symbol and year; picklable, so it can cross processes."""
+
+    symbol: str
+    prices: pd.DataFrame
+    year: int
+    model: str
+    seed: int
+    config: BacktestConfig
+
+    @property
+    def key(self) -> str:
+        return f"backtest-{self.model}-{self.symbol}-{self.year}-s{self.seed}"
+
+
+def run_task(task: BacktestTask) -> pd.DataFrame:
+    """Fit on the fold's history and forecast its origins: the long forecast rows."""
+    fold = walk_forward_fold(task.prices.index, task.year, task.config.embargo)
+    forecaster = make_forecaster(task.model, task.config, task.seed)
+    history = task.prices.iloc[: fold.fit_end]
+    if task.model in NEURAL_MODELS:
+        forecaster.fit(history, symbol=task.symbol)
+    else:
+        forecaster.fit(history)
+    quantiles = forecaster.predict_quantiles(task.prices, fold.origins)
+    return forecast_rows(task, fold, quantiles)
+
+
+def forecast_rows(task: BacktestTask, fold: Fold, quantiles: np.ndarray) -> pd.DataFrame:
+    """(n, H, Q) quantiles -> long rows; origins whose target is past the data are dropped."""
+    positions = task.prices.index.get_indexer(fold.origins)
+    frames = []
+    for i, horizon in enumerate(task.config.horizons):
+        frame = pd.DataFrame(
+            {
+                "model": task.model,
+                "symbol": task.symbol,
+                "fold": task.year,
+                "origin_date": fold.origins,
+                "horizon": horizon,
+                **{f"q{q:g}": quantiles[:, i, j] for j, q in enumerate(task.config.quantiles)},
+                "actual": forward_log_returns(task.prices, horizon)[positions],
+            }
+        )
+        frames.append(frame)
+    rows = pd.concat(frames, ignore_index=True)
+    return rows[rows["actual"].notna()].reset_index(drop=True)
+
+
+@dataclass
+class TaskOutcome:
+    """How one task ended."""
+
+    key: str
+    seconds: float
+    error: str | None = None
+
+
+@dataclass
+class BacktestResult:
+    """Every forecast row, and how every task went."""
+
+    forecasts: pd.DataFrame
+    outcomes: list[TaskOutcome]
+    seconds: float
+
+    @property
+    def failures(self) -> list[TaskOutcome]:
+        return [o for o in self.outcomes if o.error is not None]
+
+
+TaskCallback = Callable[[TaskOutcome], None]
+
+
+def plan_tasks(
+    prices_by_symbol: dict[str, pd.DataFrame], config: BacktestConfig
+) -> list[BacktestTask]:
+    """Every (symbol, year, model, seed) task, the slow neural fits first (no lone
+    straggler at the end); baselines are deterministic and need one seed."""
+    tasks = []
+    for model in config.models:
+        seeds = config.seeds if model in NEURAL_MODELS else config.seeds[:1]
+        for symbol, prices in prices_by_symbol.items():
+            for year in config.years:
+                for seed in seeds:
+                    tasks.append(BacktestTask(symbol, prices, year, model, seed, config))
+    return sorted(tasks, key=lambda t: t.model not in NEURAL_MODELS)
+
+
+async def run_backtest(
+    prices_by_symbol: dict[str, pd.DataFrame],
+    config: BacktestConfig,
+    parallel: int = 1,
+    scheduler: str | None = None,
+    on_task: TaskCallback | None = None,
+) -> BacktestResult:
+    """Run every task (process pool of ``parallel`` workers, or Dask at ``scheduler``)."""
+    started = time.perf_counter()
+    tasks = plan_tasks(prices_by_symbol, config)
+    logger.info("backtest: %d tasks on %d symbols", len(tasks), len(prices_by_symbol))
+    results: list[pd.DataFrame] = []
+    outcomes: list[TaskOutcome] = []
+
+    def record(task: BacktestTask, result: pd.DataFrame | BaseException, seconds: float) -> None:
+        if isinstance(result, BaseException):
+            outcome = TaskOutcome(task.key, seconds, f"{type(result).__name__}: {result}")
+            logger.warning("%s failed: %s", task.key, outcome.error)
+        else:
+            outcome = TaskOutcome(task.key, seconds)
+            results.append(result)
+        outcomes.append(outcome)
+        if on_task is not None:
+            on_task(outcome)
+
+    if scheduler:
+        from ml.state_space.orchestration.dask_backend import run_on_dask
+
+        async for task, result, seconds in run_on_dask(scheduler, tasks, run_task):
+            record(task, result, seconds)
+    else:
+        await _run_locally(tasks, parallel, record)
+    forecasts = ensemble_seeds(pd.concat(results, ignore_index=True)) if results else _empty(config)
+    return BacktestResult(forecasts, outcomes, time.perf_counter() - started)
+
+
+async def _run_locally(
+    tasks: Sequence[BacktestTask],
+    parallel: int,
+    record: Callable[[BacktestTask, Any, float], None],
+) -> None:
+    from ml.state_space.orchestration.run import local_workers, worker_threads
+    from ml.state_space.orchestration.worker import init_worker
+
+    workers = min(local_workers(parallel), max(len(tasks), 1))
+    context = multiprocessing.get_context("spawn")
+    loop = asyncio.get_running_loop()
+    init_args = (worker_threads(workers), None)
+    with ProcessPoolExecutor(
+        workers, mp_context=context, initializer=init_worker, initargs=init_args
+    ) as pool:
+
+        async def one(task: BacktestTask) -> None:
+            started = time.perf_counter()
+            try:
+                result = await loop.run_in_executor(pool, run_task, task)
+            except Exception as error:  # one task's failure never stops the others
+                result = error
+            record(task, result, time.perf_counter() - started)
+
+        await asyncio.gather(*(one(task) for task in tasks))
+
+
+def ensemble_seeds(forecasts: pd.DataFrame) -> pd.DataFrame:
+    """Average the quantiles of a model's seeds (one row per model, symbol, origin, horizon)."""
+    keys = ["model", "symbol", "fold", "origin_date", "horizon"]
+    return forecasts.groupby(keys, sort=True, as_index=False).mean(numeric_only=True)
+
+
+def _empty(config: BacktestConfig) -> pd.DataFrame:
+    columns = ["model", "symbol", "fold", "origin_date", "horizon"]
+    return pd.DataFrame(columns=[*columns, *(f"q{q:g}" for q in config.quantiles), "actual"])
+
+
+def backtest(
+    prices_by_symbol: dict[str, pd.DataFrame],
+    config: BacktestConfig,
+    parallel: int = 1,
+    scheduler: str | None = None,
+    on_task: TaskCallback | None = None,
+) -> BacktestResult:
+    """Synchronous :func:`run_backtest`, for notebooks and scripts."""
+    return asyncio.run(run_backtest(prices_by_symbol, config, parallel, scheduler, on_task))

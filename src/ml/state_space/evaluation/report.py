@@ -1,0 +1,199 @@
+"""Score a backtest and write what it found: the forecast table, JSON summary, Markdown report.
+
+Layout under the output directory::
+
+    forecasts.parquet   every forecast row (model, symbol, fold, origin_date, horizon, q..., actual)
+    summary.json        run facts, per model x horizon summary, per model x symbol x horizon scores
+    report.md           the summary tables, readable on their own
+
+``load_backtest_scores`` reads ``summary.json`` back for the review and the service.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ml.state_space.atomic import atomic_write, atomic_write_json
+from ml.state_space.evaluation.backtest import BacktestConfig, BacktestResult
+from ml.state_space.evaluation.scoring import score_forecasts, summarize, summarize_by_fold
+
+logger = logging.getLogger(__name__)
+
+BASELINE = "rw"
+SUMMARY_FILE, FORECASTS_FILE, REPORT_FILE = "summary.json", "forecasts.parquet", "report.md"
+
+
+@dataclass
+class BacktestReport:
+    """The scored backtest: per symbol, per year, and the per model x horizon summary."""
+
+    scores: pd.DataFrame
+    fold_scores: pd.DataFrame
+    fold_summary: pd.DataFrame
+    summary: pd.DataFrame
+
+
+def score_backtest(forecasts: pd.DataFrame) -> BacktestReport:
+    """Every model scored against the random walk on the same windows."""
+    scores = score_forecasts(forecasts, baseline=BASELINE)
+    fold_scores = score_forecasts(
+        forecasts, baseline=BASELINE, by=("model", "symbol", "horizon", "fold")
+    )
+    return BacktestReport(
+        scores=scores,
+        fold_scores=fold_scores,
+        fold_summary=summarize_by_fold(fold_scores),
+        summary=summarize(forecasts, scores, baseline=BASELINE),
+    )
+
+
+def write_backtest(
+    out: Path,
+    result: BacktestResult,
+    report: BacktestReport,
+    config: BacktestConfig,
+    facts: dict[str, Any],
+) -> dict[str, Path]:
+    """Write the forecasts, summary and report atomically; returns their paths."""
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {
+        "forecasts": atomic_write(
+            out / FORECASTS_FILE, lambda tmp: result.forecasts.to_parquet(tmp, index=False)
+        ),
+        "summary": atomic_write_json(
+            out / SUMMARY_FILE,
+            {
+                **facts,
+                "seconds": result.seconds,
+                "years": list(config.years),
+                "models": list(config.models),
+                "seeds": list(config.seeds),
+                "training": config.training.to_dict(),
+                "tasks": len(result.outcomes),
+                "failures": [vars(f) for f in result.failures],
+                "summary": _records(report.summary),
+                "by_year": _records(report.fold_summary),
+                "scores": _records(report.scores),
+            },
+        ),
+    }
+    text = render_markdown(report, result, config, facts)
+    paths["report"] = atomic_write(out / REPORT_FILE, lambda tmp: tmp.write_text(text))
+    return paths
+
+
+def render_markdown(
+    report: BacktestReport, result: BacktestResult, config: BacktestConfig, facts: dict[str, Any]
+) -> str:
+    """The report: what ran, then one table per horizon, then failures."""
+    lines = [
+        "# Walk-forward backtest",
+        "",
+        f"- command: `{facts.get('command', '')}`",
+        f"- symbols: {facts.get('symbols', '')}",
+        f"- test years: {config.years[0]}-{config.years[-1]}; models: {', '.join(config.models)}; "
+        f"seeds: {', '.join(map(str, config.seeds))}",
+        f"- wall time: {result.seconds:.0f} s on {facts.get('cpu', '?')}; "
+        f"{len(result.outcomes)} tasks, {len(result.failures)} failed",
+        "",
+        "Skill = 1 - loss(model) / loss(baseline) on the same windows: MAE of the median vs "
+        "the random walk (no change), pinball loss vs the random walk's trailing-volatility "
+        "Gaussian band. Significance: Diebold-Mariano (HLN, HAC lag h-1), 5%. Definitions: "
+        "docs/EVALUATION.md.",
+        "",
+    ]
+    for horizon, table in report.summary.groupby("horizon", sort=True):
+        lines += [f"## h = {horizon} trading days", "", summary_table(table), ""]
+    if result.failures:
+        lines += ["## Failed tasks", ""]
+        lines += [f"- `{f.key}`: {f.error}" for f in result.failures]
+    return "\n".join(lines) + "\n"
+
+
+SUMMARY_COLUMNS = {
+    "model": "model",
+    "symbols": "symbols",
+    "share_mae_skill_positive": "MAE skill > 0",
+    "median_mae_skill": "median MAE skill",
+    "significantly_better": "DM better",
+    "significantly_worse": "DM worse",
+    "share_pinball_skill_positive": "pinball skill > 0",
+    "median_pinball_skill": "median pinball skill",
+    "median_band_coverage": "10-90 coverage",
+    "pooled_ic": "pooled IC",
+    "pooled_ic_se": "IC s.e.",
+    "share_beats_baseline": "beats baseline",
+}
+
+
+def summary_table(summary: pd.DataFrame) -> str:
+    """A Markdown table of the main summary columns (shares as %, skills to 3 decimals)."""
+    header = "| " + " | ".join(SUMMARY_COLUMNS.values()) + " |"
+    rule = "|" + "---|" * len(SUMMARY_COLUMNS)
+    rows = [
+        "| " + " | ".join(format_cell(name, row[name]) for name in SUMMARY_COLUMNS) + " |"
+        for _, row in summary.iterrows()
+    ]
+    return "\n".join([header, rule, *rows])
+
+
+def format_cell(name: str, value: Any) -> str:
+    if isinstance(value, float) and math.isnan(value):
+        return "-"
+    if name.startswith("share_"):
+        return f"{100 * value:.0f}%"
+    if isinstance(value, float):
+        return f"{value:+.3f}" if "skill" in name or "ic" in name else f"{value:.3f}"
+    return str(value)
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    return json.loads(frame.to_json(orient="records", date_format="iso"))
+
+
+PUBLISHED_FIGURES = (
+    "n",
+    "mae_skill",
+    "dm_mae_pvalue",
+    "pinball_skill",
+    "dm_pinball_pvalue",
+    "band_coverage",
+    "significantly_better",
+    "significantly_worse",
+    "beats_baseline",
+)
+
+
+def published_figures(
+    scores: pd.DataFrame, model: str, config: BacktestConfig, facts: dict[str, Any]
+) -> dict[str, Any]:
+    """What the service and the review show for ``model``: per symbol and horizon
+    (``"h<horizon>"``), the pooled walk-forward figures against the random walk."""
+    rows = scores[scores["model"] == model]
+    symbols: dict[str, dict[str, Any]] = {}
+    for record in _records(rows[["symbol", "horizon", *PUBLISHED_FIGURES]]):
+        symbol, horizon = record.pop("symbol"), record.pop("horizon")
+        symbols.setdefault(symbol, {})[f"h{horizon}"] = record
+    return {
+        "model": model,
+        "baseline": BASELINE,
+        "years": [config.years[0], config.years[-1]],
+        "seeds": list(config.seeds),
+        "command": facts.get("command"),
+        "symbols": symbols,
+    }
+
+
+def load_backtest_scores(path: str | Path) -> dict[str, Any]:
+    """``summary.json`` of a backtest directory (or the file itself)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / SUMMARY_FILE
+    return json.loads(path.read_text(encoding="utf-8"))

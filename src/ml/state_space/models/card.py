@@ -1,0 +1,94 @@
+"""The model card: a typed, versioned description of one fitted neural forecaster.
+
+Everything needed to rebuild the pipeline around the saved network (feature config,
+normaliser, target scale) plus what a user needs to judge it (data window, split,
+data quality, library versions). It replaces the untyped metadata dicts: training
+writes it, serving and the backtest read it, and ``from_dict`` refuses a card of
+another schema version with a message that says to retrain.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+CARD_SCHEMA_VERSION = 1
+
+
+class CardSchemaError(ValueError):
+    """A stored model card that this version of the library cannot read."""
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """How inputs are computed: the engineer's config, the column order, the price columns."""
+
+    engineer: dict[str, Any]
+    names: list[str]
+    price_columns: list[str]
+
+
+@dataclass(frozen=True)
+class DataWindow:
+    """The price history a model was fitted on."""
+
+    source: str | None
+    first_date: str
+    last_date: str
+    rows: int
+
+
+@dataclass(frozen=True)
+class WindowSpan:
+    """Anchors of one segment's windows."""
+
+    windows: int
+    first: str
+    last: str
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """One fitted model version, JSON-serialisable through ``to_dict``/``from_dict``."""
+
+    family: str
+    symbol: str
+    version: str
+    trained_at: str
+    training_seconds: float
+    config: dict[str, Any]
+    features: FeatureSpec
+    normalizer: dict[str, Any]
+    target_scale: list[float]
+    data: DataWindow
+    split: dict[str, WindowSpan]
+    data_quality: dict[str, Any]
+    versions: dict[str, str]
+    weights_sha256: str | None = None
+    schema_version: int = field(default=CARD_SCHEMA_VERSION)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelCard:
+        """Parse a stored card; raises :class:`CardSchemaError` for another schema version
+        or missing fields."""
+        version = data.get("schema_version")
+        if version != CARD_SCHEMA_VERSION:
+            raise CardSchemaError(
+                f"model card of {data.get('symbol', '?')} has schema version {version!r}; this "
+                f"library reads version {CARD_SCHEMA_VERSION}. Retrain the model: python "
+                f"scripts/train_mamba_models.py --symbols {data.get('symbol', 'SYMBOL')}"
+            )
+        missing = sorted({f.name for f in fields(cls)} - set(data))
+        if missing:
+            raise CardSchemaError(f"model card lacks fields {missing}; retrain the model")
+        return cls(
+            **{
+                **data,
+                "features": FeatureSpec(**data["features"]),
+                "data": DataWindow(**data["data"]),
+                "split": {name: WindowSpan(**span) for name, span in data["split"].items()},
+            }
+        )

@@ -1,0 +1,37 @@
+"""The LSTM peer: what a user would pick instead of Mamba, with everything else equal.
+
+Two stacked ``LSTM(64)`` layers replace the Mamba blocks; the input pipeline, quantile
+head, loss and optimiser are the Mamba forecaster's (the ``MambaConfig`` fields that
+describe the sequence, head, loss and optimiser are used; the Mamba block sizes are not).
+"""
+
+from __future__ import annotations
+
+import keras
+
+from ml.state_space.models.heads import compile_model, quantile_head
+from ml.state_space.models.mamba.model import MambaConfig
+from ml.state_space.models.neural import NeuralForecaster
+
+LSTM_UNITS = 64
+LSTM_LAYERS = 2
+
+
+def build_lstm(config: MambaConfig, n_features: int) -> keras.Model:
+    """(batch, seq_len, n_features) -> (batch, H, Q) through 2 x LSTM(64)."""
+    inputs = keras.Input((config.seq_len, n_features), name="window")  # (b, L, F)
+    h = inputs
+    for i in range(LSTM_LAYERS):
+        last = i == LSTM_LAYERS - 1
+        h = keras.layers.LSTM(LSTM_UNITS, return_sequences=not last, name=f"lstm_{i}")(h)
+    return keras.Model(inputs, quantile_head(h, config), name="lstm_forecaster")  # (b, H, Q)
+
+
+class LSTMForecaster(NeuralForecaster):
+    """Per-symbol 2 x LSTM(64) quantile forecaster on the Mamba model's pipeline."""
+
+    family = "lstm"
+    xla = False  # XLA does not speed the LSTM up on CPU; Keras' "auto" leaves it off there
+
+    def build_network(self, n_features: int) -> keras.Model:
+        return compile_model(build_lstm(self.config.model, n_features), self.config.model, "auto")

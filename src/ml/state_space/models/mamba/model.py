@@ -1,0 +1,110 @@
+"""Mamba-2 multi-horizon quantile forecaster: config and network builder."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+import keras
+
+from ml.state_space.models.heads import quantile_head
+from ml.state_space.models.losses import median_index
+from ml.state_space.models.mamba.layers import Mamba2
+
+
+@dataclass
+class MambaConfig:
+    """Hyper-parameters of the forecaster; derived sizes are filled in ``__post_init__``."""
+
+    d_model: int = 64
+    n_layers: int = 4
+    d_state: int = 16
+    expand: int = 2
+    head_dim: int = 32
+    d_conv: int = 4
+    seq_len: int = 60
+    horizons: tuple[int, ...] = (1, 5, 10, 30)
+    quantiles: tuple[float, ...] = (0.1, 0.5, 0.9)
+    dropout: float = 0.1
+    chunk_size: int = 64
+    learning_rate: float = 1e-3
+    weight_decay: float = 1e-4
+    clipnorm: float = 1.0
+    point_loss_weight: float = 0.1
+    huber_delta: float = 1.0
+    jit_compile: bool = True
+    d_inner: int = field(init=False)
+    n_heads: int = field(init=False)
+    n_horizons: int = field(init=False)
+    n_quantiles: int = field(init=False)
+    median_index: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.horizons = tuple(int(h) for h in self.horizons)
+        self.quantiles = tuple(float(q) for q in self.quantiles)
+        for name in ("d_model", "n_layers", "d_state", "expand", "head_dim", "d_conv", "seq_len"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"MambaConfig.{name} must be >= 1, got {getattr(self, name)!r}.")
+        if (
+            not self.horizons
+            or min(self.horizons) < 1
+            or len(set(self.horizons)) != len(self.horizons)
+        ):
+            raise ValueError(f"horizons must be distinct positive ints, got {self.horizons!r}.")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}.")
+        self.d_inner = self.expand * self.d_model
+        if self.d_inner % self.head_dim:
+            raise ValueError(
+                f"expand * d_model = {self.d_inner} is not a multiple of head_dim={self.head_dim}; "
+                "pick a head_dim that divides it."
+            )
+        self.n_heads = self.d_inner // self.head_dim
+        self.n_horizons = len(self.horizons)
+        self.n_quantiles = len(self.quantiles)
+        self.median_index = median_index(self.quantiles)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready constructor arguments (derived fields left out)."""
+        values = {f.name: getattr(self, f.name) for f in fields(self) if f.init}
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> MambaConfig:
+        """Inverse of ``to_dict``; derived keys are ignored, unknown keys rejected."""
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ValueError(
+                f"Unknown MambaConfig keys {unknown}; expected a subset of {sorted(names)}."
+            )
+        init = {f.name for f in fields(cls) if f.init}
+        return cls(**{k: v for k, v in data.items() if k in init})
+
+
+def build_model(config: MambaConfig, n_features: int) -> keras.Model:
+    """(batch, seq_len, n_features) -> (batch, n_horizons, n_quantiles) return quantiles."""
+    if n_features < 1:
+        raise ValueError(f"n_features must be >= 1, got {n_features!r}.")
+    inputs = keras.Input((config.seq_len, n_features), name="window")  # (b, L, F)
+    h = keras.layers.Dense(config.d_model, name="input_projection")(inputs)  # (b, L, d)
+    for i in range(config.n_layers):
+        last = i == config.n_layers - 1  # the last block only computes the final step
+        normed = keras.layers.RMSNormalization(epsilon=1e-5, name=f"norm_{i}")(h)  # (b, L, d)
+        mixed = Mamba2(
+            d_state=config.d_state,
+            expand=config.expand,
+            head_dim=config.head_dim,
+            d_conv=config.d_conv,
+            chunk_size=config.chunk_size,
+            return_sequences=not last,
+            name=f"mamba_{i}",
+        )(normed)  # (b, L, d), last block (b, d)
+        if last:
+            h = keras.layers.Cropping1D((config.seq_len - 1, 0), name="last_step")(h)  # (b, 1, d)
+            h = keras.layers.Flatten(name="last_flat")(h)  # (b, d)
+        noise = None if last else (None, 1, config.d_model)  # one channel mask per window
+        mixed = keras.layers.Dropout(config.dropout, noise_shape=noise, name=f"dropout_{i}")(mixed)
+        h = keras.layers.Add(name=f"residual_{i}")([h, mixed])  # (b, L, d), last block (b, d)
+    h = keras.layers.RMSNormalization(epsilon=1e-5, name="final_norm")(h)  # (b, d)
+    return keras.Model(inputs, quantile_head(h, config), name="mamba_forecaster")

@@ -1,0 +1,337 @@
+"""One fitted pipeline: features -> normaliser -> network -> inverse target scaling.
+
+:class:`NeuralForecaster` is the only way a neural model is fitted or used: the
+training CLI, the walk-forward backtest, the service and a notebook all call
+``fit`` / ``predict_quantiles`` / ``predict`` here, so they cannot drift apart.
+Subclasses only say how to build their network (``build_network``).
+
+    forecaster = MambaForecaster(MambaConfig(), TrainingConfig()).fit(prices)
+    forecaster.predict(prices)          # one row per horizon: target date, quantiles, prices
+    forecaster.save("models/aapl")      # model.keras + card.json
+    NeuralForecaster.load("models/aapl")
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import platform
+import tempfile
+import time
+import uuid
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, ClassVar, Self
+
+import keras
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+
+import ml.state_space
+from ml.state_space.atomic import atomic_write_bytes, atomic_write_json
+from ml.state_space.data.calendar import add_trading_days
+from ml.state_space.data.quality import validate_price_data
+from ml.state_space.features.engineer import TimeSeriesFeatureEngineer
+from ml.state_space.features.windows import Normalizer, SequenceSplit, split_sequences
+from ml.state_space.models.base import origin_positions
+from ml.state_space.models.card import DataWindow, FeatureSpec, ModelCard, WindowSpan
+from ml.state_space.models.mamba.model import MambaConfig
+from ml.state_space.training.config import TrainingConfig
+from ml.state_space.training.loop import EpochCallback, fit_network
+
+logger = logging.getLogger(__name__)
+
+INFER_BATCH = 256  # many-origin predictions run in padded batches of this fixed size
+MODEL_FILE, CARD_FILE = "model.keras", "card.json"
+FAMILIES: dict[str, type[NeuralForecaster]] = {}
+
+
+class InsufficientHistoryError(ValueError):
+    """Too little (or unsuitable) price history to compute a forecast."""
+
+
+class NotFittedError(RuntimeError):
+    """``predict`` or ``save`` was called before ``fit`` or ``load``."""
+
+
+class NeuralForecaster:
+    """A per-symbol neural quantile forecaster with its whole input pipeline."""
+
+    family: ClassVar[str]
+    xla: ClassVar[bool] = True  # whether XLA may compile the network (if the config asks)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        FAMILIES[cls.family] = cls
+
+    def __init__(
+        self,
+        model_config: MambaConfig | None = None,
+        training_config: TrainingConfig | None = None,
+    ) -> None:
+        config = training_config or TrainingConfig()
+        self.config = config if model_config is None else replace(config, model=model_config)
+        self.name = self.family
+        self.horizons: tuple[int, ...] = self.config.model.horizons
+        self.quantiles: tuple[float, ...] = self.config.model.quantiles
+        self.network: keras.Model | None = None
+        self.card: ModelCard | None = None
+        self.history: list[dict[str, Any]] = []
+        self.stop_reason: str | None = None
+        self.engineer: TimeSeriesFeatureEngineer | None = None
+        self.normalizer: Normalizer | None = None
+        self.target_scale: np.ndarray | None = None
+        self._infer: Any = None
+
+    def __repr__(self) -> str:
+        fitted = f"fitted on {self.card.symbol}" if self.card else "not fitted"
+        return f"{type(self).__name__}({fitted})"
+
+    def build_network(self, n_features: int) -> keras.Model:
+        """A compiled network (batch, seq_len, n_features) -> (batch, H, Q) scaled quantiles."""
+        raise NotImplementedError
+
+    @property
+    def history_rows(self) -> int:
+        """Rows of price history the forecast at one origin depends on."""
+        return TimeSeriesFeatureEngineer.warmup + self.config.model.seq_len
+
+    # --- fitting -------------------------------------------------------------------------
+
+    def fit(
+        self,
+        prices: pd.DataFrame,
+        *,
+        symbol: str | None = None,
+        work_dir: str | Path | None = None,
+        on_epoch: EpochCallback | None = None,
+    ) -> Self:
+        """Fit on every row of ``prices`` (the last ``config.days`` of them, if set).
+
+        The most recent ``val_fraction`` block, behind an embargo of the longest horizon,
+        is the validation block for early stopping and learning-rate decay. ``work_dir``
+        keeps checkpoints and resume state (a temporary directory when omitted).
+        Raises ``DataQualityError`` for unusable prices.
+        """
+        started = time.perf_counter()
+        config = self.config
+        symbol = symbol or prices.attrs.get("symbol") or "UNKNOWN"
+        keras.utils.set_random_seed(config.seed)
+        if config.days is not None:
+            prices = prices.iloc[-config.days :]
+        quality = validate_price_data(prices, symbol, min_rows=config.min_history(0.0))
+        engineer = TimeSeriesFeatureEngineer().resolve(prices)
+        features = engineer.transform(prices)
+        split = split_sequences(
+            features, prices["close"], config.generator(), config.val_fraction, 0.0
+        )
+        network = self.build_network(features.shape[1])
+        if work_dir is None:
+            with tempfile.TemporaryDirectory(prefix=f"fit-{symbol}-") as scratch:
+                history, stop = fit_network(network, split, config, Path(scratch), symbol, on_epoch)
+        else:
+            work_dir = Path(work_dir)
+            work_dir.mkdir(parents=True, exist_ok=True)
+            history, stop = fit_network(network, split, config, work_dir, symbol, on_epoch)
+        self.history, self.stop_reason = history, stop
+        card = _card(self.family, symbol, prices, config, engineer, features, split, quality)
+        self._restore(network, replace(card, training_seconds=time.perf_counter() - started))
+        logger.info("%s %s fitted in %.1f s (%s)", self.family, symbol, card.training_seconds, stop)
+        return self
+
+    # --- forecasting ---------------------------------------------------------------------
+
+    def predict_quantiles(self, prices: pd.DataFrame, origins: pd.DatetimeIndex) -> np.ndarray:
+        """(n_origins, H, Q) log-return quantiles; origin ``t`` uses rows ``<= t`` only."""
+        card = self._fitted_card()
+        origins = pd.DatetimeIndex(origins)
+        positions = origin_positions(prices.index, origins)
+        self._check_history(prices, int(positions.min()), card.symbol)
+        start = int(positions.min()) - self.history_rows + 1
+        frame = prices.iloc[start : int(positions.max()) + 1]
+        try:
+            features = self.engineer.transform(frame)[card.features.names]
+            normalised = self.normalizer.transform(features.to_numpy())  # (T', F)
+        except ValueError as error:  # non-positive prices, non-finite features, ...
+            raise InsufficientHistoryError(
+                f"{card.symbol}: unusable price history: {error}"
+            ) from error
+        last_rows = positions - start - self.engineer.warmup  # window ends in feature rows
+        steps = np.arange(-self.config.model.seq_len + 1, 1)
+        windows = normalised[last_rows[:, None] + steps]  # (n, L, F)
+        return self.infer_scaled(windows) * self.target_scale[None, :, None]
+
+    def predict(self, prices: pd.DataFrame) -> pd.DataFrame:
+        """Forecast every horizon from the last row of ``prices``.
+
+        One row per horizon (index ``horizon``): ``target_date`` (NYSE trading days ahead),
+        ``q<level>`` quantiles of the log return and ``price_q<level>`` of the price.
+        ``attrs`` holds ``symbol``, ``as_of``, ``last_close``, ``source`` and ``version``.
+        """
+        card = self._fitted_card()
+        tail = prices.iloc[-self.history_rows :]
+        as_of = tail.index[-1]
+        log_returns = self.predict_quantiles(tail, tail.index[-1:])[0].astype(np.float64)
+        last_close = float(tail["close"].iloc[-1])
+        labels = [f"q{q:g}" for q in self.quantiles]
+        frame = pd.DataFrame(
+            log_returns, columns=labels, index=pd.Index(self.horizons, name="horizon")
+        )
+        for label in labels:  # exp in float64: prices exact to the cent
+            frame[f"price_{label}"] = last_close * np.exp(frame[label])
+        frame.insert(0, "target_date", [add_trading_days(as_of, h) for h in self.horizons])
+        frame.attrs = {
+            "symbol": card.symbol,
+            "as_of": as_of,
+            "last_close": last_close,
+            "source": prices.attrs.get("source"),
+            "version": card.version,
+        }
+        return frame
+
+    def warm_up(self) -> None:
+        """Compile single-window inference now (the first forecast would pay for it)."""
+        card = self._fitted_card()
+        self.infer_scaled(np.zeros((1, self.config.model.seq_len, len(card.features.names))))
+
+    # --- persistence ---------------------------------------------------------------------
+
+    def to_bytes(self) -> bytes:
+        """The network as ``.keras`` bytes (the card travels separately)."""
+        if self.network is None:
+            raise NotFittedError("fit() or load() the forecaster before saving it")
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / MODEL_FILE
+            self.network.save(path)
+            return path.read_bytes()
+
+    @staticmethod
+    def from_bytes(model_bytes: bytes, card: ModelCard) -> NeuralForecaster:
+        """Rebuild a fitted forecaster of ``card.family`` from its network bytes and card."""
+        if card.family not in FAMILIES:
+            raise ValueError(f"unknown model family {card.family!r}; known: {sorted(FAMILIES)}")
+        forecaster = FAMILIES[card.family](training_config=TrainingConfig.from_dict(card.config))
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / MODEL_FILE
+            path.write_bytes(model_bytes)
+            network = keras.saving.load_model(path, compile=False)
+        forecaster._restore(network, card)
+        return forecaster
+
+    def save(self, path: str | Path) -> Path:
+        """Write ``model.keras`` and ``card.json`` into the directory ``path`` (atomically)."""
+        card = self._fitted_card()
+        path = Path(path)
+        atomic_write_bytes(path / MODEL_FILE, self.to_bytes())
+        atomic_write_json(path / CARD_FILE, card.to_dict())
+        return path
+
+    @staticmethod
+    def load(path: str | Path) -> NeuralForecaster:
+        """Load a directory written by :meth:`save`."""
+        path = Path(path)
+        card = ModelCard.from_dict(json.loads((path / CARD_FILE).read_text(encoding="utf-8")))
+        return NeuralForecaster.from_bytes((path / MODEL_FILE).read_bytes(), card)
+
+    # --- internals -----------------------------------------------------------------------
+
+    def _restore(self, network: keras.Model, card: ModelCard) -> None:
+        self.network, self.card = network, card
+        self.engineer = TimeSeriesFeatureEngineer.from_dict(card.features.engineer)
+        self.normalizer = Normalizer.from_dict(card.normalizer)
+        self.target_scale = np.asarray(card.target_scale, dtype=np.float32)
+        spec = tf.TensorSpec((None, *network.input_shape[1:]), tf.float32)
+        # a partial, not a lambda: TF counts retraces per code object, shared by all lambdas
+        self._infer = tf.function(
+            functools.partial(network, training=False),
+            input_signature=[spec],
+            jit_compile=self.xla and self.config.model.jit_compile,
+            reduce_retracing=True,
+        )
+
+    def infer_scaled(self, windows: np.ndarray) -> np.ndarray:
+        """Network outputs for (n, L, F) windows; n > 1 runs in padded fixed-size batches so
+        the compiled function sees two shapes only (1 and ``INFER_BATCH``)."""
+        windows = windows.astype(np.float32, copy=False)
+        if len(windows) == 1:
+            return self._infer(tf.constant(windows)).numpy()
+        out = []
+        for begin in range(0, len(windows), INFER_BATCH):
+            batch = windows[begin : begin + INFER_BATCH]
+            padded = np.zeros((INFER_BATCH, *batch.shape[1:]), np.float32)
+            padded[: len(batch)] = batch
+            out.append(self._infer(tf.constant(padded)).numpy()[: len(batch)])
+        return np.concatenate(out)
+
+    def _fitted_card(self) -> ModelCard:
+        if self.card is None:
+            raise NotFittedError(f"{type(self).__name__} is not fitted: call fit() or load()")
+        return self.card
+
+    def _check_history(self, prices: pd.DataFrame, first_position: int, symbol: str) -> None:
+        needed = self._fitted_card().features.price_columns
+        missing = [c for c in ("close", *needed) if c not in prices.columns]
+        if missing:
+            raise InsufficientHistoryError(
+                f"The {symbol} model was trained with columns {['close', *needed]}; "
+                f"the price history lacks {missing}."
+            )
+        if first_position + 1 < self.history_rows:
+            raise InsufficientHistoryError(
+                f"{symbol}: {first_position + 1} rows of history up to the first origin, the "
+                f"model needs at least {self.history_rows} (feature warm-up + a "
+                f"{self.config.model.seq_len}-day window)."
+            )
+
+
+def span(dates: pd.DatetimeIndex) -> WindowSpan:
+    """First and last anchor of a set of windows."""
+    return WindowSpan(len(dates), str(dates[0].date()), str(dates[-1].date()))
+
+
+def _card(
+    family: str,
+    symbol: str,
+    prices: pd.DataFrame,
+    config: TrainingConfig,
+    engineer: TimeSeriesFeatureEngineer,
+    features: pd.DataFrame,
+    split: SequenceSplit,
+    quality: Any,
+) -> ModelCard:
+    trained_at = datetime.now(UTC)
+    return ModelCard(
+        family=family,
+        symbol=symbol,
+        version=f"{trained_at:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}",
+        trained_at=trained_at.isoformat(timespec="seconds"),
+        training_seconds=0.0,
+        config=config.to_dict(),
+        features=FeatureSpec(
+            engineer=engineer.to_dict(),
+            names=list(features.columns),
+            price_columns=["open", "high", "low"] * bool(engineer.use_ohlc)
+            + ["volume"] * bool(engineer.use_volume),
+        ),
+        normalizer=split.normalizer.to_dict(),
+        target_scale=[float(s) for s in split.target_scale],
+        data=DataWindow(
+            source=prices.attrs.get("source"),
+            first_date=str(prices.index[0].date()),
+            last_date=str(prices.index[-1].date()),
+            rows=len(prices),
+        ),
+        split={"train": span(split.train.anchor_dates), "val": span(split.val.anchor_dates)},
+        data_quality=quality.to_dict(),
+        versions={
+            "package": ml.state_space.__version__,
+            "keras": keras.__version__,
+            "tensorflow": tf.__version__,
+            "numpy": np.__version__,
+            "pandas": pd.__version__,
+            "python": platform.python_version(),
+        },
+    )

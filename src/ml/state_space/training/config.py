@@ -1,0 +1,66 @@
+"""What decides a training run besides the data: one dataclass, passed explicitly."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from ml.state_space.features.engineer import TimeSeriesFeatureEngineer
+from ml.state_space.features.windows import SequenceGenerator, min_feature_rows
+from ml.state_space.models.mamba.model import MambaConfig
+
+
+@dataclass
+class TrainingConfig:
+    """Optimisation, data window and validation settings; ``model`` is the network's config."""
+
+    model: MambaConfig = field(default_factory=MambaConfig)
+    epochs: int = 30
+    batch_size: int = 64
+    days: int | None = 2520
+    val_fraction: float = 0.15
+    test_fraction: float = 0.15
+    early_stopping_patience: int = 6
+    lr_patience: int = 2
+    lr_factor: float = 0.5
+    min_lr: float = 1e-5
+    augment: bool = True
+    seed: int = 42
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "model": self.model.to_dict()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainingConfig:
+        """Inverse of ``to_dict``; unknown keys are rejected."""
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ValueError(f"Unknown TrainingConfig keys {unknown}; expected {sorted(names)}.")
+        return cls(**{**data, "model": MambaConfig.from_dict(data.get("model", {}))})
+
+    def generator(self) -> SequenceGenerator:
+        return SequenceGenerator(seq_len=self.model.seq_len, horizons=self.model.horizons)
+
+    def min_history(self, test_fraction: float | None = None) -> int:
+        """Price rows a fit needs (``test_fraction=0``), or a fit plus its held-out test
+        block (``holdout``: the last ``test_fraction`` of feature rows, an embargo of the
+        longest horizon before it, and at least one test origin)."""
+        fit_rows = TimeSeriesFeatureEngineer.warmup + min_feature_rows(
+            self.generator(), self.val_fraction, 0.0
+        )
+        test = self.test_fraction if test_fraction is None else test_fraction
+        if test == 0:
+            return fit_rows
+        embargo = self.generator().max_horizon
+        rows = fit_rows
+        while True:
+            n_test = holdout_rows(rows, test)
+            if rows - n_test - embargo >= fit_rows and n_test > embargo:
+                return rows
+            rows += 1
+
+
+def holdout_rows(price_rows: int, test_fraction: float) -> int:
+    """Rows in the held-out test block: ``test_fraction`` of the feature rows."""
+    return int((price_rows - TimeSeriesFeatureEngineer.warmup) * test_fraction)

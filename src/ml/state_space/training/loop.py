@@ -1,0 +1,165 @@
+"""The Keras fit loop of one network: shuffled augmented batches, callbacks, epoch log.
+
+Early stopping, learning-rate decay and the best-epoch checkpoint all watch the
+validation block only; the test years never reach this module.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from ml.state_space.atomic import atomic_write_json
+from ml.state_space.features.augment import DataAugmentor
+from ml.state_space.features.windows import SequenceSplit
+from ml.state_space.training.config import TrainingConfig
+
+logger = logging.getLogger(__name__)
+
+EpochCallback = Callable[[str, dict[str, Any]], None]
+
+
+class TrainingDivergedError(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
+def fit_network(
+    network: keras.Model,
+    split: SequenceSplit,
+    config: TrainingConfig,
+    work_dir: Path,
+    symbol: str,
+    on_epoch: EpochCallback | None = None,
+) -> tuple[list[dict[str, Any]], str]:
+    """Train a compiled ``network`` on ``split`` (targets divided by its target scale).
+
+    Restores the best validation epoch's weights. ``work_dir`` holds the checkpoint and
+    the resume state, so a killed fit continues from its last epoch. Returns the epoch
+    log and the stop reason (``early_stopping`` or ``max_epochs``).
+    """
+    train_batches = TrainingBatches(
+        split.train.x,
+        split.train.y / split.target_scale,
+        config.batch_size,
+        DataAugmentor(seed=config.seed) if config.augment else None,
+        seed=config.seed,
+    )
+    epoch_log = EpochLog(symbol, work_dir / "history.json", on_epoch)
+    best_path = work_dir / "best.weights.h5"
+    callbacks = [
+        keras.callbacks.BackupAndRestore(str(work_dir / "backup")),
+        keras.callbacks.TerminateOnNaN(),
+        keras.callbacks.EarlyStopping(patience=config.early_stopping_patience),
+        keras.callbacks.ReduceLROnPlateau(
+            factor=config.lr_factor, patience=config.lr_patience, min_lr=config.min_lr
+        ),
+        keras.callbacks.ModelCheckpoint(
+            str(best_path),
+            save_best_only=True,
+            save_weights_only=True,
+            initial_value_threshold=epoch_log.best_val_loss(),
+        ),
+        epoch_log,
+    ]
+    network.fit(
+        train_batches,
+        validation_data=(split.val.x, split.val.y / split.target_scale),
+        validation_batch_size=512,
+        epochs=config.epochs,
+        callbacks=callbacks,
+        verbose=0,
+    )
+    history = epoch_log.epochs
+    if not history or not np.isfinite(history[-1]["loss"]):
+        raise TrainingDivergedError(
+            f"Training of {symbol} diverged (loss is NaN/inf at epoch {len(history)}). "
+            "Try a lower --learning-rate or check the data-quality warnings."
+        )
+    if best_path.exists():
+        network.load_weights(best_path)
+    stop_reason = "early_stopping" if len(history) < config.epochs else "max_epochs"
+    return history, stop_reason
+
+
+def best_epoch(history: list[dict[str, Any]]) -> int | None:
+    """The epoch with the lowest finite validation loss."""
+    scored = [e for e in history if e.get("val_loss") is not None and np.isfinite(e["val_loss"])]
+    return min(scored, key=lambda e: e["val_loss"])["epoch"] if scored else None
+
+
+class TrainingBatches(keras.utils.PyDataset):
+    """Shuffled training batches, freshly augmented every epoch (seeded, reproducible)."""
+
+    def __init__(
+        self,
+        x: np.ndarray,
+        y: np.ndarray,
+        batch_size: int,
+        augmentor: DataAugmentor | None,
+        seed: int,
+    ) -> None:
+        super().__init__()
+        self.x, self.y, self.batch_size, self.augmentor = x, y, batch_size, augmentor
+        self._rng = np.random.default_rng(seed)
+        self.on_epoch_end()
+
+    def __len__(self) -> int:
+        return -(-len(self.x) // self.batch_size)
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        rows = self._order[index * self.batch_size : (index + 1) * self.batch_size]
+        return self._epoch_x[rows], self.y[rows]
+
+    def on_epoch_end(self) -> None:
+        self._order = self._rng.permutation(len(self.x))
+        self._epoch_x = self.augmentor.augment(self.x) if self.augmentor else self.x
+
+
+class EpochLog(keras.callbacks.Callback):
+    """Records per-epoch losses, the learning rate the epoch ran with, and its time.
+
+    The learning rate is read when the epoch begins: ``ReduceLROnPlateau`` cuts it at
+    the end of an epoch, before this callback's ``on_epoch_end`` runs. The log survives
+    a resume (it is re-read from ``path``).
+    """
+
+    def __init__(self, symbol: str, path: Path, on_epoch: EpochCallback | None) -> None:
+        super().__init__()
+        self.symbol = symbol
+        self.path = path
+        self.on_epoch = on_epoch
+        self.epochs: list[dict[str, Any]] = json.loads(path.read_text()) if path.exists() else []
+        self._epoch_started = 0.0
+        self._epoch_learning_rate = float("nan")
+
+    def best_val_loss(self) -> float | None:
+        losses = [epoch["val_loss"] for epoch in self.epochs if epoch.get("val_loss") is not None]
+        return min(losses) if losses else None
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self._epoch_started = time.perf_counter()
+        self._epoch_learning_rate = _learning_rate(self.model)
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        logs = logs or {}
+        record = {
+            "epoch": epoch + 1,
+            **{key: float(value) for key, value in logs.items() if key != "learning_rate"},
+            "learning_rate": self._epoch_learning_rate,
+            "seconds": time.perf_counter() - self._epoch_started,
+        }
+        self.epochs = [e for e in self.epochs if e["epoch"] < record["epoch"]] + [record]
+        atomic_write_json(self.path, self.epochs)
+        if self.on_epoch is not None:
+            self.on_epoch(self.symbol, record)
+
+
+def _learning_rate(model: keras.Model) -> float:
+    return float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))

@@ -1,0 +1,99 @@
+"""Walk-forward backtest: folds, purge/embargo, the forecast table, and an end-to-end run."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ml.state_space.data.sources import load_bundled
+from ml.state_space.evaluation import backtest as bt
+from ml.state_space.evaluation.backtest import BacktestConfig, BacktestTask, backtest, run_task
+from ml.state_space.evaluation.report import score_backtest, write_backtest
+from ml.state_space.models.baselines import RandomWalk
+from tests.conftest import tiny_training_config
+
+COLUMNS = ["model", "symbol", "fold", "origin_date", "horizon", "q0.1", "q0.5", "q0.9", "actual"]
+
+
+@pytest.fixture(scope="module")
+def prices() -> dict[str, pd.DataFrame]:
+    return {s: load_bundled(s).loc[:"2022-06-30"] for s in ("AAPL", "KO")}
+
+
+def tiny_backtest_config(**overrides) -> BacktestConfig:
+    settings = {"years": (2020, 2021), "training": tiny_training_config(epochs=1), **overrides}
+    return BacktestConfig(**settings)
+
+
+def test_fold_fits_on_history_that_ends_an_embargo_before_the_test_year(prices):
+    index = prices["AAPL"].index
+    fold = bt.walk_forward_fold(index, 2021, embargo=30)
+    first_test = index.get_loc(fold.origins[0])
+    assert fold.origins[0] == pd.Timestamp("2021-01-04")
+    assert (fold.origins.year == 2021).all() and len(fold.origins) == 252
+    # the last fitted row is the latest target any training window can use
+    assert first_test - (fold.fit_end - 1) > 30
+    with pytest.raises(ValueError, match="no prices in 1980"):
+        bt.walk_forward_fold(index, 1980, embargo=30)
+
+
+def test_task_fits_only_before_the_embargo_and_scores_realised_returns(prices, monkeypatch):
+    fitted: list[pd.DataFrame] = []
+
+    class Recording(RandomWalk):
+        def fit(self, history):
+            fitted.append(history)
+            return super().fit(history)
+
+    monkeypatch.setattr(
+        bt,
+        "make_forecaster",
+        lambda model, config, seed: Recording(config.horizons, config.quantiles),
+    )
+    config = tiny_backtest_config(models=("rw",))
+    rows = run_task(BacktestTask("AAPL", prices["AAPL"], 2021, "rw", 42, config))
+
+    assert list(rows.columns) == COLUMNS
+    (history,) = fitted
+    index = prices["AAPL"].index
+    gap = index.get_loc(pd.Timestamp("2021-01-04")) - index.get_loc(history.index[-1])
+    assert gap > config.embargo  # no training target reaches into the test year
+    close = prices["AAPL"]["close"]
+    for _, row in rows.sample(20, random_state=0).iterrows():
+        origin = index.get_loc(row["origin_date"])
+        expected = np.log(close.iloc[origin + row["horizon"]] / close.iloc[origin])
+        assert row["actual"] == pytest.approx(expected, rel=1e-12)
+    assert set(rows["horizon"]) == {1, 5}
+    assert rows["origin_date"].dt.year.eq(2021).all()
+
+
+def test_origins_without_a_realised_target_are_dropped(prices):
+    config = tiny_backtest_config(models=("rw",), years=(2022,))
+    rows = run_task(BacktestTask("KO", prices["KO"], 2022, "rw", 42, config))
+    last_date = prices["KO"].index[-1]
+    h5 = rows[rows["horizon"] == 5]
+    assert h5["origin_date"].max() == prices["KO"].index[-6] and rows["actual"].notna().all()
+    assert rows[rows["horizon"] == 1]["origin_date"].max() < last_date
+
+
+def test_end_to_end_backtest_with_a_tiny_mamba_and_the_baselines(prices, tmp_path):
+    config = tiny_backtest_config(models=("mamba", "rw", "drift", "empirical", "garch"))
+    result = backtest(prices, config, parallel=2)
+
+    assert not result.failures, result.failures
+    forecasts = result.forecasts
+    assert list(forecasts.columns) == COLUMNS
+    counts = forecasts.groupby(["model", "symbol", "fold", "horizon"]).size()
+    assert counts.groupby("model").size().to_dict() == {m: 8 for m in config.models}
+    # every model is scored on the same windows
+    windows = forecasts.groupby("model")[["symbol", "origin_date", "horizon"]].apply(len)
+    assert windows.nunique() == 1
+
+    report = score_backtest(forecasts)
+    assert set(report.summary["model"]) == set(config.models)
+    rw = report.scores[report.scores["model"] == "rw"]
+    assert (rw["mae_skill"] == 0).all()
+    paths = write_backtest(tmp_path, result, report, config, {"command": "test"})
+    assert pd.read_parquet(paths["forecasts"]).shape == forecasts.shape
+    assert "## h = 5 trading days" in paths["report"].read_text()

@@ -1,0 +1,145 @@
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ml.state_space.evaluation.metrics import pinball
+from ml.state_space.evaluation.scoring import (
+    pinball_loss,
+    quantile_levels,
+    score_forecasts,
+    summarize,
+    summarize_by_fold,
+)
+
+Z90 = 1.2815515655446004
+
+
+def _forecasts(seed: int = 0) -> pd.DataFrame:
+    """Three symbols, two folds, h1 and h5; ``rw`` (a calibrated Gaussian band around
+    0), ``oracle`` (median = outcome) and ``wide`` (rw's band, three times wider)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for symbol in ("AAA", "BBB", "CCC"):
+        for fold in (2020, 2021):
+            dates = pd.bdate_range(f"{fold}-01-01", periods=150)
+            for horizon in (1, 5):
+                sigma = 0.01 * math.sqrt(horizon)
+                actual = rng.normal(0.0, sigma, dates.size)
+                for model, median, width in (
+                    ("rw", np.zeros_like(actual), Z90 * sigma),
+                    ("oracle", actual, Z90 * sigma),
+                    ("wide", np.zeros_like(actual), 3 * Z90 * sigma),
+                ):
+                    rows.append(
+                        pd.DataFrame(
+                            {
+                                "model": model,
+                                "symbol": symbol,
+                                "fold": fold,
+                                "origin_date": dates,
+                                "horizon": horizon,
+                                "q0.1": median - width,
+                                "q0.5": median,
+                                "q0.9": median + width,
+                                "actual": actual,
+                            }
+                        )
+                    )
+    return pd.concat(rows, ignore_index=True)
+
+
+@pytest.fixture(scope="module")
+def forecasts():
+    return _forecasts()
+
+
+@pytest.fixture(scope="module")
+def scores(forecasts):
+    return score_forecasts(forecasts, baseline="rw")
+
+
+def _row(scores, model, symbol="AAA", horizon=1):
+    match = scores[
+        (scores.model == model) & (scores.symbol == symbol) & (scores.horizon == horizon)
+    ]
+    assert len(match) == 1
+    return match.iloc[0]
+
+
+def test_quantile_levels_and_pinball_loss():
+    assert quantile_levels(["model", "q0.9", "q0.1", "q0.5", "quality"]) == [0.1, 0.5, 0.9]
+    rng = np.random.default_rng(3)
+    actual, predicted = rng.normal(size=50), rng.normal(size=(50, 3))
+    expected = np.mean([pinball(actual, predicted[:, i], q) for i, q in enumerate((0.1, 0.5, 0.9))])
+    assert pinball_loss(actual, predicted, [0.1, 0.5, 0.9]).mean() == pytest.approx(expected)
+
+
+def test_the_baseline_against_itself_has_zero_skill_and_no_verdict(scores):
+    rw = _row(scores, "rw")
+    assert rw["mae_skill"] == 0.0 and rw["pinball_skill"] == 0.0
+    assert math.isnan(rw["dm_mae_pvalue"])
+    assert not rw["significantly_better"] and not rw["significantly_worse"]
+    assert not rw["beats_baseline"]
+    assert rw["n"] == 300  # pooled over both folds
+    assert rw["directional_accuracy"] == 0.5  # no change scores a coin flip
+
+
+def test_an_oracle_median_is_significantly_better(scores):
+    oracle = _row(scores, "oracle", horizon=5)
+    assert oracle["mae_skill"] == pytest.approx(1.0)
+    assert oracle["significantly_better"] and oracle["beats_baseline"]
+    assert oracle["ic"] == pytest.approx(1.0)
+    assert oracle["directional_accuracy"] == 1.0
+    assert oracle["always_up_accuracy"] == pytest.approx(
+        _row(scores, "rw", horizon=5)["always_up_accuracy"]
+    )
+
+
+def test_coverage_is_checked_for_every_quantile(scores):
+    rw, wide = _row(scores, "rw"), _row(scores, "wide")
+    assert rw["coverage_q0.1"] == pytest.approx(0.1, abs=0.05)
+    assert rw["band_coverage"] == pytest.approx(0.8, abs=0.06)
+    assert wide["band_coverage"] > 0.95 and not wide["calibrated"]
+    assert wide["max_calibration_error"] > 0.08
+    assert wide["pinball_skill"] < 0 and wide["pinball_significantly_worse"]
+    assert not wide["beats_baseline"]
+    assert wide["mae_skill"] == 0.0  # same median as the baseline
+
+
+def test_only_windows_the_baseline_also_forecast_are_scored(forecasts):
+    trimmed = forecasts[~((forecasts.model == "rw") & (forecasts.origin_date.dt.month == 1))]
+    scores = score_forecasts(trimmed, baseline="rw")
+    assert (scores["n"] < 300).all()
+    with pytest.raises(ValueError, match="baseline"):
+        score_forecasts(forecasts[forecasts.model != "rw"], baseline="rw")
+
+
+def test_per_fold_scores_and_their_summary(forecasts):
+    fold_scores = score_forecasts(forecasts, by=("model", "symbol", "horizon", "fold"))
+    assert set(fold_scores["fold"]) == {2020, 2021} and (fold_scores["n"] == 150).all()
+    by_fold = summarize_by_fold(fold_scores)
+    assert list(by_fold.columns) == [
+        "model",
+        "horizon",
+        "fold",
+        "median_mae_skill",
+        "median_pinball_skill",
+        "median_band_coverage",
+        "symbols",
+    ]
+    assert len(by_fold) == 3 * 2 * 2 and (by_fold["symbols"] == 3).all()
+
+
+def test_summary_counts_symbols_and_reports_ic_with_standard_errors(forecasts, scores):
+    summary = summarize(forecasts, scores)
+    oracle = summary[(summary.model == "oracle") & (summary.horizon == 1)].iloc[0]
+    assert oracle["symbols"] == 3 and oracle["windows"] == 900
+    assert oracle["share_mae_skill_positive"] == 1.0 and oracle["significantly_better"] == 3
+    assert oracle["pooled_ic"] == pytest.approx(1.0) and oracle["pooled_ic_se"] < 1e-9
+    assert oracle["cross_sectional_ic"] == pytest.approx(1.0)
+    rw = summary[(summary.model == "rw") & (summary.horizon == 5)].iloc[0]
+    assert math.isnan(rw["pooled_ic"])  # a constant median ranks nothing
+    assert rw["median_band_coverage"] == pytest.approx(0.8, abs=0.06)
+    assert rw["median_coverage_q0.9"] == pytest.approx(0.9, abs=0.05)

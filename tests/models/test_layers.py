@@ -1,0 +1,81 @@
+"""Mamba2 and MonotoneQuantiles: shapes, causality, reference init, serialization."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+from ml.state_space.models.mamba.layers import Mamba2, MonotoneQuantiles
+
+TINY = {"d_state": 4, "expand": 2, "head_dim": 8, "d_conv": 4, "chunk_size": 5}
+
+
+def window(batch: int = 3, length: int = 13, d_model: int = 16, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).normal(size=(batch, length, d_model)).astype("float32")
+
+
+def test_output_shape_and_heads() -> None:
+    layer = Mamba2(**TINY)
+    out = layer(window())
+    assert out.shape == (3, 13, 16)
+    assert (layer.d_inner, layer.n_heads) == (32, 4)
+
+
+def test_output_never_depends_on_future_steps() -> None:
+    layer = Mamba2(**TINY)
+    u = window(length=17)
+    base = np.asarray(layer(u))
+    for t in (0, 6, 16):
+        changed = u.copy()
+        changed[:, t] += 5.0
+        out = np.asarray(layer(changed))
+        np.testing.assert_allclose(out[:, :t], base[:, :t], rtol=0, atol=1e-6)  # float noise only
+        assert np.abs(out[:, t] - base[:, t]).max() > 1e-2
+
+
+def test_last_step_mode_equals_last_step_of_full_sequence() -> None:
+    full = Mamba2(**TINY)
+    u = window()
+    expected = np.asarray(full(u))[:, -1]
+    last = Mamba2(**TINY, return_sequences=False)
+    last.build(u.shape)
+    last.set_weights(full.get_weights())
+    np.testing.assert_allclose(np.asarray(last(u)), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_reference_initialisation() -> None:
+    layer = Mamba2(d_state=4, head_dim=4)
+    layer.build((None, 10, 64))  # 32 heads: enough samples to check the ranges
+    dt = np.log1p(np.exp(keras.ops.convert_to_numpy(layer.dt_bias)))
+    a = np.exp(keras.ops.convert_to_numpy(layer.a_log))
+    assert dt.min() >= 1e-3 * 0.999 and dt.max() <= 1e-1 * 1.001
+    assert a.min() >= 1.0 and a.max() <= 16.0
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer.d_skip), 1.0)
+
+
+def test_config_round_trip_without_custom_objects() -> None:
+    layer = Mamba2(**TINY, return_sequences=False, name="mixer")
+    layer.build((None, 9, 16))
+    restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer))
+    assert isinstance(restored, Mamba2)
+    assert restored.get_config() == layer.get_config()
+
+
+def test_bad_head_dim_is_rejected_with_the_values() -> None:
+    with pytest.raises(ValueError, match="head_dim=12"):
+        Mamba2(head_dim=12).build((None, 5, 16))
+
+
+def test_extreme_inputs_stay_finite() -> None:
+    out = Mamba2(**TINY)(window() * 1e3)
+    assert np.isfinite(np.asarray(out)).all()
+
+
+def test_monotone_quantiles_never_cross_and_keep_the_median() -> None:
+    raw = np.random.default_rng(1).normal(scale=3.0, size=(50, 4, 5)).astype("float32")
+    out = np.asarray(MonotoneQuantiles(median_index=2)(raw))
+    assert (np.diff(out, axis=-1) > 0).all()
+    np.testing.assert_allclose(out[..., 2], raw[..., 2], rtol=1e-6)
+    restored = MonotoneQuantiles.from_config(MonotoneQuantiles(2).get_config())
+    assert restored.median_index == 2

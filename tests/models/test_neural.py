@@ -1,0 +1,106 @@
+"""The fitted pipeline: parity with training-time forecasts, persistence, the model card."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ml.state_space.data.sources import load_bundled
+from ml.state_space.models.card import CardSchemaError, ModelCard
+from ml.state_space.models.mamba.forecaster import MambaForecaster
+from ml.state_space.models.neural import InsufficientHistoryError, NeuralForecaster, NotFittedError
+from ml.state_space.training.trainer import train_symbol
+from tests.conftest import tiny_training_config
+
+
+@pytest.fixture(scope="module")
+def aapl() -> pd.DataFrame:
+    return load_bundled("AAPL")
+
+
+@pytest.fixture(scope="module")
+def trained(aapl, tmp_path_factory):
+    return train_symbol("AAPL", aapl, tiny_training_config(), tmp_path_factory.mktemp("train"))
+
+
+@pytest.fixture(scope="module")
+def forecaster(trained) -> NeuralForecaster:
+    card = ModelCard.from_dict(trained.metadata)
+    return NeuralForecaster.from_bytes(trained.model_bytes, card)
+
+
+def test_predict_up_to_an_anchor_equals_the_stored_test_forecast(aapl, trained, forecaster):
+    table = trained.metrics["test_forecasts"]
+    for i in (0, len(table["anchor_dates"]) // 2, len(table["anchor_dates"]) - 1):
+        anchor = pd.Timestamp(table["anchor_dates"][i])
+        served = forecaster.predict(aapl.loc[:anchor])
+        assert served.attrs["as_of"] == anchor
+        for horizon in forecaster.horizons:
+            for level in ("q0.1", "q0.5", "q0.9"):
+                stored = table[f"h{horizon}"][level][i]
+                assert served.loc[horizon, level] == pytest.approx(stored, abs=2e-5)
+
+
+def test_predict_returns_one_row_per_horizon_with_nyse_target_dates(aapl, forecaster):
+    forecast = forecaster.predict(aapl.loc[:"2013-03-28"])
+    assert list(forecast.index) == [1, 5]
+    assert forecast.loc[1, "target_date"] == pd.Timestamp("2013-04-01")  # Good Friday closed
+    last_close = aapl["close"].loc["2013-03-28"]
+    np.testing.assert_allclose(forecast["price_q0.5"], last_close * np.exp(forecast["q0.5"]))
+    assert (forecast["q0.1"] <= forecast["q0.5"]).all() and (
+        forecast["q0.5"] <= forecast["q0.9"]
+    ).all()
+
+
+def test_save_and_load_round_trip(aapl, forecaster, tmp_path):
+    forecaster.save(tmp_path / "aapl")
+    loaded = NeuralForecaster.load(tmp_path / "aapl")
+    assert isinstance(loaded, MambaForecaster)
+    assert loaded.card == forecaster.card
+    origins = aapl.index[-60:-30]
+    np.testing.assert_allclose(
+        loaded.predict_quantiles(aapl, origins), forecaster.predict_quantiles(aapl, origins)
+    )
+
+
+def test_many_origins_equal_single_origin_forecasts(aapl, forecaster):
+    origins = aapl.index[-300:]  # more than one padded inference batch
+    many = forecaster.predict_quantiles(aapl, origins)
+    for i in (0, 255, 256, 299):
+        one = forecaster.predict_quantiles(aapl, origins[i : i + 1])[0]
+        np.testing.assert_allclose(many[i], one, atol=1e-6)
+
+
+def test_too_little_history_is_a_clear_error(aapl, forecaster):
+    with pytest.raises(InsufficientHistoryError, match="needs at least"):
+        forecaster.predict(aapl.iloc[:100])
+
+
+def test_unfitted_forecaster_refuses_to_predict(aapl):
+    with pytest.raises(NotFittedError, match="fit"):
+        MambaForecaster().predict(aapl)
+
+
+def test_card_of_another_schema_version_says_to_retrain(trained):
+    with pytest.raises(CardSchemaError, match="Retrain"):
+        ModelCard.from_dict({**trained.metadata, "schema_version": 0})
+    assert ModelCard.from_dict(json.loads(json.dumps(trained.metadata))).to_dict() == (
+        trained.metadata
+    )
+
+
+def test_a_keras_file_loads_after_importing_only_the_package(trained, tmp_path):
+    path = tmp_path / "model.keras"
+    path.write_bytes(trained.model_bytes)
+    code = (
+        "import sys, keras, ml.state_space; "
+        f"m = keras.models.load_model({str(path)!r}); print(m.output_shape)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "(None, 2, 3)" in done.stdout

@@ -1,0 +1,215 @@
+"""End-to-end runs of the trainer: spawned workers, one bad symbol, Dask."""
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import ml.state_space.orchestration.run as orchestrate
+from ml.state_space.data.sources import load_history
+from ml.state_space.orchestration.run import TrainingRun, local_workers, worker_threads
+from ml.state_space.registry import ModelRegistry
+from tests.conftest import tiny_training_config
+
+pytestmark = pytest.mark.slow
+
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "train_mamba_models.py"
+
+TINY_FLAGS = [
+    "--epochs",
+    "1",
+    "--d-model",
+    "16",
+    "--n-layers",
+    "1",
+    "--seq-len",
+    "20",
+    "--horizons",
+    "1,5",
+    "--days",
+    "700",
+    "--offline",
+    "--log-level",
+    "WARNING",
+]
+
+
+def _run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_local_workers_and_threads_share_the_cores():
+    assert [local_workers(p, cores=2) for p in (1, 2, 10)] == [1, 2, 2]
+    assert local_workers(10, cores=16) == 10
+    assert worker_threads(1, cores=2) == 2
+    assert worker_threads(2, cores=2) == 1
+    assert worker_threads(4, cores=16) == 4
+
+
+def test_cli_trains_two_symbols_and_skips_one_without_data(tmp_path):
+    models = tmp_path / "models"
+    done = _run_cli(
+        "--symbols",
+        "AAPL,^GSPC,NODATA1",
+        "--parallel",
+        "2",
+        "--models-dir",
+        str(models),
+        *TINY_FLAGS,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    registry = ModelRegistry(models)
+    assert registry.symbols() == ["AAPL", "^GSPC"]
+    for symbol in ("AAPL", "^GSPC"):
+        artifacts = registry.load_artifacts(symbol)
+        assert artifacts.metadata["symbol"] == symbol
+        assert set(registry.load_metrics(symbol)["test"]) == {"h1", "h5"}
+    [run_file] = (models / "runs").glob("*.json")
+    run = json.loads(run_file.read_text())
+    statuses = {o["symbol"]: o["status"] for o in run["outcomes"]}
+    assert statuses == {"AAPL": "trained", "^GSPC": "trained", "NODATA1": "no_data"}
+    assert "NODATA1" in done.stdout and "skill h1" in done.stdout
+
+
+def test_cli_rejects_malformed_symbols_before_any_work(tmp_path):
+    done = _run_cli("--symbols", "AAPL,../etc", "--models-dir", str(tmp_path), *TINY_FLAGS)
+    assert done.returncode == 2
+    assert "../etc" in done.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+def test_one_bad_symbol_does_not_stop_the_others(tmp_path, monkeypatch):
+    def fake_history(symbol, offline=None):
+        prices = load_history("AAPL", offline=True)
+        if symbol == "MSFT":
+            prices = prices.copy()
+            prices.iloc[-5:, 0] = np.nan
+        return prices
+
+    monkeypatch.setattr(orchestrate, "load_history", fake_history)
+    registry = ModelRegistry(tmp_path)
+    run = TrainingRun(registry, tiny_training_config(epochs=1), parallel=2, offline=True)
+    summary = asyncio.run(run.run(["AAPL", "MSFT"]))
+    statuses = {o.symbol: o.status for o in summary.outcomes}
+    assert statuses == {"AAPL": "trained", "MSFT": "bad_data"}
+    assert "NaN" in summary.outcomes[1].reason or "nan" in summary.outcomes[1].reason.lower()
+    assert summary.exit_code == 1
+    assert registry.symbols() == ["AAPL"]
+
+
+def test_skip_existing_leaves_trained_models_alone(tmp_path):
+    models = tmp_path / "models"
+    assert _run_cli("--symbols", "KO", "--models-dir", str(models), *TINY_FLAGS).returncode == 0
+    before = ModelRegistry(models).load_metadata("KO")["version"]
+    again = _run_cli("--symbols", "KO", "--skip-existing", "--models-dir", str(models), *TINY_FLAGS)
+    assert again.returncode == 0
+    assert ModelRegistry(models).load_metadata("KO")["version"] == before
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def dask_cluster(tmp_path):
+    """A real scheduler and one worker on 127.0.0.1, started as the CLI would."""
+    dask = shutil.which("dask", path=str(Path(sys.executable).parent))
+    if dask is None:
+        pytest.skip("dask CLI not installed")
+    port = _free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    scheduler = subprocess.Popen(
+        [dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    worker = subprocess.Popen(
+        [
+            dask,
+            "worker",
+            address,
+            "--nworkers",
+            "1",
+            "--nthreads",
+            "1",
+            "--no-dashboard",
+            "--local-directory",
+            str(tmp_path / "dask-worker"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait_for_worker(address)
+        yield address
+    finally:
+        for process in (worker, scheduler):
+            process.terminate()
+            process.wait(timeout=30)
+
+
+def _wait_for_worker(address: str, timeout: float = 60.0) -> None:
+    from distributed import Client
+
+    deadline = time.monotonic() + timeout
+    with Client(address, timeout=timeout) as client:
+        while not client.scheduler_info()["workers"]:
+            if time.monotonic() > deadline:
+                raise TimeoutError("Dask worker did not register")
+            time.sleep(0.5)
+
+
+def test_dask_scheduler_trains_and_client_writes_artifacts(tmp_path, dask_cluster):
+    models = tmp_path / "models"
+    done = _run_cli(
+        "--symbols", "JNJ", "--scheduler", dask_cluster, "--models-dir", str(models), *TINY_FLAGS
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    registry = ModelRegistry(models)
+    assert registry.symbols() == ["JNJ"]
+    assert registry.load_artifacts("JNJ").metadata["symbol"] == "JNJ"
+    assert not (models / "checkpoints").exists()  # workers kept their scratch state locally
+
+
+def test_ctrl_c_stops_cleanly_and_keeps_finished_models(tmp_path):
+    models = tmp_path / "models"
+    args = ["--symbols", "AAPL,MSFT", "--parallel", "1", "--models-dir", str(models), *TINY_FLAGS]
+    args[args.index("--epochs") + 1] = "200"
+    args[args.index("--days") + 1] = "3000"
+    process = subprocess.Popen(
+        [sys.executable, str(SCRIPT), *args, "--log-level", "INFO"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 240
+    while not (models / "metadata").exists() or not any((models / "metadata").iterdir()):
+        assert process.poll() is None and time.monotonic() < deadline, "first model never finished"
+        time.sleep(0.2)
+    os.killpg(process.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr[-2000:]
+    [run_file] = (models / "runs").glob("*.json")
+    run = json.loads(run_file.read_text())
+    assert run["interrupted"] is True
+    statuses = {o["symbol"]: o["status"] for o in run["outcomes"]}
+    finished = ModelRegistry(models).symbols()
+    assert len(finished) == 1 and statuses[finished[0]] == "trained"
+    assert "cancelled" in statuses.values()
