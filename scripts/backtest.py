@@ -52,7 +52,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
     parser.add_argument("--symbols", default="BUNDLED", help="universe (BUNDLED, TIER_1) or list")
-    parser.add_argument("--years", type=parse_years, default=parse_years("2018-2022"))
+    parser.add_argument(
+        "--years",
+        type=parse_years,
+        default=parse_years("2018-2022"),
+        help="test years: FIRST-LAST or a comma list; one fold per calendar year",
+    )
     parser.add_argument(
         "--models", default="mamba,lstm,rw,empirical,drift,garch", help="comma list"
     )

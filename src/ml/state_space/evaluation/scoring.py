@@ -17,8 +17,8 @@ Definitions (also in ``docs/EVALUATION.md``):
 - ``coverage_q<level>``: share of outcomes at or below the quantile;
   ``band_coverage``: share inside the outermost quantiles;
   ``calibrated``: every quantile's coverage within ``calibration_tolerance``;
-- ``beats_baseline``: significantly better on at least one of MAE and pinball
-  loss, and significantly worse on neither;
+- ``beats_baseline``: significantly better on MAE; or significantly worse on
+  neither MAE nor pinball loss, with both skills >= 0 and one of them > 0;
 - ``ic``: Spearman correlation of the predicted median with the outcome.
 """
 
@@ -112,18 +112,20 @@ def _score_group(
         f"coverage_{c}": float(np.mean(actual <= predicted[:, i])) for i, c in enumerate(columns)
     }
     direction, always_up = directional_accuracy(actual, median)
+    mae_skill = _skill(abs_error.mean(), base_abs_error.mean())
+    pinball_skill = _skill(pinball.mean(), base_pinball.mean())
     better, worse = _verdict(dm_mae.pvalue, dm_mae.statistic, alpha)
     pinball_better, pinball_worse = _verdict(dm_pinball.pvalue, dm_pinball.statistic, alpha)
     return {
         "n": int(actual.size),
         "mae": float(abs_error.mean()),
         "mae_baseline": float(base_abs_error.mean()),
-        "mae_skill": _skill(abs_error.mean(), base_abs_error.mean()),
+        "mae_skill": mae_skill,
         "dm_mae_stat": dm_mae.statistic,
         "dm_mae_pvalue": dm_mae.pvalue,
         "pinball": float(pinball.mean()),
         "pinball_baseline": float(base_pinball.mean()),
-        "pinball_skill": _skill(pinball.mean(), base_pinball.mean()),
+        "pinball_skill": pinball_skill,
         "dm_pinball_stat": dm_pinball.statistic,
         "dm_pinball_pvalue": dm_pinball.pvalue,
         **coverage,
@@ -143,7 +145,7 @@ def _score_group(
         "significantly_worse": worse,
         "pinball_significantly_better": pinball_better,
         "pinball_significantly_worse": pinball_worse,
-        "beats_baseline": (better or pinball_better) and not (worse or pinball_worse),
+        "beats_baseline": _beats(better, worse or pinball_worse, mae_skill, pinball_skill),
     }
 
 
@@ -151,6 +153,15 @@ def _verdict(pvalue: float, statistic: float, alpha: float) -> tuple[bool, bool]
     """(significantly better, significantly worse) for a DM test of model - baseline."""
     significant = not math.isnan(pvalue) and pvalue < alpha
     return significant and statistic < 0, significant and statistic > 0
+
+
+def _beats(better: bool, any_worse: bool, mae_skill: float, pinball_skill: float) -> bool:
+    """Significantly better on MAE, or at least as good on both measures and not
+    significantly worse on either (a tie with the baseline itself does not count)."""
+    if better:
+        return True
+    skills = (mae_skill, pinball_skill)
+    return not any_worse and min(skills) >= 0 and max(skills) > 0
 
 
 def _skill(loss: float, baseline_loss: float) -> float:
