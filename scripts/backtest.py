@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     with native_stderr_silenced():  # TensorFlow's C++ start-up banner
         from ml.cli.progress import make_task_progress, print_backtest_summary
-        from ml.state_space.evaluation.backtest import BacktestConfig, run_backtest
+        from ml.state_space.evaluation.backtest import BacktestConfig, plan_tasks, run_backtest
         from ml.state_space.evaluation.report import (
             published_figures,
             score_backtest,
@@ -134,8 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     if not prices:
         print("error: no symbol has data; try --offline with --symbols BUNDLED", file=sys.stderr)
         return 1
-    tasks = len(config.models) * len(prices) * len(config.years) * len(config.seeds)
-    with make_task_progress(tasks) as progress:
+    tasks, _ = plan_tasks(prices, config)
+    with make_task_progress(len(tasks)) as progress:
         result = asyncio.run(
             run_backtest(prices, config, args.parallel, args.scheduler, on_task=progress)
         )

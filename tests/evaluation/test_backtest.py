@@ -97,3 +97,15 @@ def test_end_to_end_backtest_with_a_tiny_mamba_and_the_baselines(prices, tmp_pat
     paths = write_backtest(tmp_path, result, report, config, {"command": "test"})
     assert pd.read_parquet(paths["forecasts"]).shape == forecasts.shape
     assert "## h = 5 trading days" in paths["report"].read_text()
+
+
+def test_years_outside_a_symbols_history_are_skipped_not_failed(prices):
+    short = {"AAPL": prices["AAPL"], "KO": prices["KO"].loc[:"2020-12-31"]}
+    result = backtest(short, tiny_backtest_config(models=("rw",), years=(2020, 2021)))
+    assert result.failures == []
+    assert len(result.skipped) == 1 and result.skipped[0].startswith("KO 2021")
+    assert set(zip(result.forecasts.symbol, result.forecasts.fold, strict=True)) == {
+        ("AAPL", 2020),
+        ("AAPL", 2021),
+        ("KO", 2020),
+    }

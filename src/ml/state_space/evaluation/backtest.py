@@ -173,6 +173,7 @@ class BacktestResult:
     forecasts: pd.DataFrame
     outcomes: list[TaskOutcome]
     seconds: float
+    skipped: list[str] = field(default_factory=list)
 
     @property
     def failures(self) -> list[TaskOutcome]:
@@ -184,17 +185,24 @@ TaskCallback = Callable[[TaskOutcome], None]
 
 def plan_tasks(
     prices_by_symbol: dict[str, pd.DataFrame], config: BacktestConfig
-) -> list[BacktestTask]:
+) -> tuple[list[BacktestTask], list[str]]:
     """Every (symbol, year, model, seed) task, the slow neural fits first (no lone
-    straggler at the end); baselines are deterministic and need one seed."""
-    tasks = []
-    for model in config.models:
-        seeds = config.seeds if model in NEURAL_MODELS else config.seeds[:1]
-        for symbol, prices in prices_by_symbol.items():
-            for year in config.years:
-                for seed in seeds:
-                    tasks.append(BacktestTask(symbol, prices, year, model, seed, config))
-    return sorted(tasks, key=lambda t: t.model not in NEURAL_MODELS)
+    straggler at the end); baselines are deterministic and need one seed. Returns the
+    tasks and the (symbol, year) pairs skipped because the history has no such year."""
+    tasks, skipped = [], []
+    for symbol, prices in prices_by_symbol.items():
+        years = set(prices.index.year)
+        for year in config.years:
+            if year not in years:
+                skipped.append(
+                    f"{symbol} {year}: no prices that year "
+                    f"(history {prices.index[0].date()}..{prices.index[-1].date()})"
+                )
+                continue
+            for model in config.models:
+                seeds = config.seeds if model in NEURAL_MODELS else config.seeds[:1]
+                tasks.extend(BacktestTask(symbol, prices, year, model, s, config) for s in seeds)
+    return sorted(tasks, key=lambda t: t.model not in NEURAL_MODELS), skipped
 
 
 async def run_backtest(
@@ -206,7 +214,9 @@ async def run_backtest(
 ) -> BacktestResult:
     """Run every task (process pool of ``parallel`` workers, or Dask at ``scheduler``)."""
     started = time.perf_counter()
-    tasks = plan_tasks(prices_by_symbol, config)
+    tasks, skipped = plan_tasks(prices_by_symbol, config)
+    for reason in skipped:
+        logger.info("skipped %s", reason)
     logger.info("backtest: %d tasks on %d symbols", len(tasks), len(prices_by_symbol))
     results: list[pd.DataFrame] = []
     outcomes: list[TaskOutcome] = []
@@ -230,7 +240,7 @@ async def run_backtest(
     else:
         await _run_locally(tasks, parallel, record)
     forecasts = ensemble_seeds(pd.concat(results, ignore_index=True)) if results else _empty(config)
-    return BacktestResult(forecasts, outcomes, time.perf_counter() - started)
+    return BacktestResult(forecasts, outcomes, time.perf_counter() - started, skipped)
 
 
 async def _run_locally(

@@ -78,6 +78,7 @@ def write_backtest(
                 "training": config.training.to_dict(),
                 "tasks": len(result.outcomes),
                 "failures": [vars(f) for f in result.failures],
+                "skipped": result.skipped,
                 "summary": _records(report.summary),
                 "by_year": _records(report.fold_summary),
                 "scores": _records(report.scores),
@@ -114,6 +115,9 @@ def render_markdown(
     if result.failures:
         lines += ["## Failed tasks", ""]
         lines += [f"- `{f.key}`: {f.error}" for f in result.failures]
+    if result.skipped:
+        lines += ["", "## Skipped (symbol, year)", ""]
+        lines += [f"- {reason}" for reason in result.skipped]
     return "\n".join(lines) + "\n"
 
 
