@@ -10,6 +10,7 @@ from fastapi import APIRouter
 from api.deps import ApiKey, ServiceDep, Symbol
 from api.errors import ERROR_RESPONSES
 from api.schemas import BacktestFigures, ModelDetail, ModelList, ModelSummary
+from ml.state_space.forecast import published_backtest
 from ml.state_space.registry import ModelNotFoundError
 
 logger = logging.getLogger(__name__)
@@ -51,9 +52,7 @@ def _backtest(
     published: dict[str, Any] | None, metadata: dict[str, Any]
 ) -> dict[str, BacktestFigures] | None:
     """The published walk-forward figures of this model's family and symbol, per horizon."""
-    if not published or published.get("model") != metadata.get("family"):
+    figures, years = published_backtest(published, metadata.get("family", ""), metadata["symbol"])
+    if not figures:
         return None
-    horizons = published.get("symbols", {}).get(metadata["symbol"])
-    if not horizons:
-        return None
-    return {key: BacktestFigures(years=published["years"], **f) for key, f in horizons.items()}
+    return {key: BacktestFigures.from_figures(f, years) for key, f in figures.items()}

@@ -119,3 +119,33 @@ def test_a_tail_quantile_off_its_level_is_miscalibrated_even_with_a_good_band():
     test["coverage"] = {"0.1": 0.25, "0.5": 0.5, "0.9": 0.95}  # band still covers 0.70
     test["interval_coverage"] = 0.70
     assert is_miscalibrated(test)
+
+
+def test_cli_says_when_no_backtest_exists_and_shows_one_when_published(registry, tmp_path, capsys):
+    args = ["--models-dir", str(registry.root), "--no-plots", "--out", str(tmp_path / "r")]
+    assert review_main(args) == 0
+    assert "no walk-forward backtest published" in capsys.readouterr().out
+
+    figures = {
+        "n": 1000,
+        "mae_skill": 0.01,
+        "dm_mae_pvalue": 0.01,
+        "pinball_skill": 0.02,
+        "dm_pinball_pvalue": 0.2,
+        "band_coverage": 0.8,
+        "significantly_better": True,
+        "significantly_worse": False,
+        "beats_baseline": True,
+    }
+    registry.save_backtest(
+        {
+            "model": "mamba",
+            "years": [2018, 2022],
+            "command": "python scripts/backtest.py --symbols GOOD",
+            "symbols": {"GOOD": {"h1": figures}},
+        }
+    )
+    assert review_main(args) == 0
+    printed = capsys.readouterr().out
+    assert "walk-forward 2018-2022, horizon 1: 1/1 beat the baseline" in printed
+    assert "no walk-forward backtest published" not in printed

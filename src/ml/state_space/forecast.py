@@ -43,6 +43,17 @@ class Forecast:
     horizons: list[HorizonForecast]
 
 
+def published_backtest(
+    backtest: dict[str, Any] | None, family: str, symbol: str
+) -> tuple[dict[str, Any], list[int] | None]:
+    """``(figures per "h<horizon>", [first, last] test year)`` that a published backtest
+    file holds for this model family and symbol; ``({}, None)`` when it holds none."""
+    if not backtest or backtest.get("model") != family:
+        return {}, None
+    figures = backtest.get("symbols", {}).get(symbol, {})
+    return figures, (backtest.get("years") if figures else None)
+
+
 class ServedModel:
     """One loaded model version, ready to forecast from a price frame."""
 
@@ -56,9 +67,9 @@ class ServedModel:
         self.model = model
         self.card: ModelCard = model.card
         self.test_skill = test_skill
-        published = backtest if backtest and backtest.get("model") == self.card.family else {}
-        self.backtest: dict[str, Any] = published.get("symbols", {}).get(self.card.symbol, {})
-        self.backtest_years: list[int] | None = published.get("years")
+        self.backtest, self.backtest_years = published_backtest(
+            backtest, self.card.family, self.card.symbol
+        )
         self.price_columns = ["close", *self.card.features.price_columns]
         model.warm_up()  # compile inference now, not on the first request
 

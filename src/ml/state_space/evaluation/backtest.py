@@ -136,6 +136,12 @@ def run_task(task: BacktestTask) -> pd.DataFrame:
     return forecast_rows(task, fold, quantiles)
 
 
+def timed_run_task(task: BacktestTask) -> tuple[pd.DataFrame, float]:
+    """``run_task`` and its own duration, measured in the worker (no queueing time)."""
+    started = time.perf_counter()
+    return run_task(task), time.perf_counter() - started
+
+
 def forecast_rows(task: BacktestTask, fold: Fold, quantiles: np.ndarray) -> pd.DataFrame:
     """(n, H, Q) quantiles -> long rows; origins whose target is past the data are dropped."""
     positions = task.prices.index.get_indexer(fold.origins)
@@ -221,13 +227,16 @@ async def run_backtest(
     results: list[pd.DataFrame] = []
     outcomes: list[TaskOutcome] = []
 
-    def record(task: BacktestTask, result: pd.DataFrame | BaseException, seconds: float) -> None:
+    def record(
+        task: BacktestTask, result: tuple[pd.DataFrame, float] | BaseException, seconds: float
+    ) -> None:
         if isinstance(result, BaseException):
             outcome = TaskOutcome(task.key, seconds, f"{type(result).__name__}: {result}")
             logger.warning("%s failed: %s", task.key, outcome.error)
         else:
-            outcome = TaskOutcome(task.key, seconds)
-            results.append(result)
+            rows, task_seconds = result
+            outcome = TaskOutcome(task.key, task_seconds)
+            results.append(rows)
         outcomes.append(outcome)
         if on_task is not None:
             on_task(outcome)
@@ -235,7 +244,7 @@ async def run_backtest(
     if scheduler:
         from ml.state_space.orchestration.dask_backend import run_on_dask
 
-        async for task, result, seconds in run_on_dask(scheduler, tasks, run_task):
+        async for task, result, seconds in run_on_dask(scheduler, tasks, timed_run_task):
             record(task, result, seconds)
     else:
         await _run_locally(tasks, parallel, record)
@@ -262,7 +271,7 @@ async def _run_locally(
         async def one(task: BacktestTask) -> None:
             started = time.perf_counter()
             try:
-                result = await loop.run_in_executor(pool, run_task, task)
+                result = await loop.run_in_executor(pool, timed_run_task, task)
             except Exception as error:  # one task's failure never stops the others
                 result = error
             record(task, result, time.perf_counter() - started)

@@ -1,0 +1,30 @@
+"""The per-epoch log of the training loop."""
+
+from __future__ import annotations
+
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from ml.state_space.training.loop import EpochLog
+
+
+def test_each_epoch_logs_the_learning_rate_it_ran_with(tmp_path):
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.1), loss="mse")
+    cut_every_epoch = keras.callbacks.ReduceLROnPlateau(
+        monitor="loss", factor=0.5, patience=0, min_delta=1e9, min_lr=0.0
+    )
+    seen = []
+    log = EpochLog("TEST", tmp_path / "epochs.json", lambda symbol, record: seen.append(symbol))
+    x = np.random.default_rng(0).normal(size=(32, 3)).astype("float32")
+    model.fit(x, x[:, :1], epochs=3, verbose=0, callbacks=[cut_every_epoch, log])
+
+    rates = [epoch["learning_rate"] for epoch in log.epochs]
+    # the first epoch sets the plateau's reference; the cuts come at the end of epochs 2, 3
+    assert rates == pytest.approx([0.1, 0.1, 0.05])
+    assert float(model.optimizer.learning_rate) == pytest.approx(0.025)
+    assert [e["epoch"] for e in json.loads((tmp_path / "epochs.json").read_text())] == [1, 2, 3]
+    assert seen == ["TEST"] * 3
