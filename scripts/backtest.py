@@ -13,13 +13,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import shlex
 import sys
-from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ml.state_space.data.universe import resolve_symbols
+
+if TYPE_CHECKING:
+    from ml.state_space.training.config import TrainingConfig
 
 # Spawned workers re-import this module as __mp_main__: the library is imported inside
 # main(), so a worker loads TensorFlow once, in its initializer.
@@ -38,6 +42,35 @@ def parse_years(text: str) -> tuple[int, ...]:
     if not years or min(years) < 1900 or max(years) > 2100:
         raise argparse.ArgumentTypeError(f"--years {text!r} gives no usable year")
     return years
+
+
+def parse_setting(text: str) -> tuple[str, object]:
+    """``key=value`` with a JSON value (a bare word is a string)."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"--set {text!r}: use KEY=VALUE")
+    try:
+        return key.strip(), json.loads(raw)
+    except json.JSONDecodeError:
+        return key.strip(), raw
+
+
+def training_config(args: argparse.Namespace) -> TrainingConfig:
+    """The default TrainingConfig with the command line's overrides."""
+    from ml.state_space.training.config import TrainingConfig
+
+    config = TrainingConfig().to_dict()
+    for key, value in args.set:
+        section, _, field = key.rpartition(".")
+        target = config["model"] if section == "model" else config
+        if section not in ("", "model") or field not in target:
+            raise ValueError(f"--set {key}: no such setting")
+        target[field] = value
+    if args.epochs:
+        config["epochs"] = args.epochs
+    if args.days:
+        config["days"] = args.days
+    return TrainingConfig.from_dict(config)
 
 
 def positive_int(text: str) -> int:
@@ -64,6 +97,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seeds", default="42", help="neural seeds; several = seed ensemble")
     parser.add_argument("--epochs", type=positive_int, help="max epochs of the neural models")
     parser.add_argument("--days", type=positive_int, help="training days of the neural models")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        type=parse_setting,
+        help="override a TrainingConfig field (model.<field> for the network), value as JSON:\n"
+        "--set target_scaling=volatility --set days=null --set model.d_model=32",
+    )
     parser.add_argument("--parallel", type=positive_int, default=2, help="worker processes")
     parser.add_argument("--scheduler", help="Dask scheduler address, e.g. tcp://127.0.0.1:8786")
     parser.add_argument("--offline", action="store_true", default=None, help="bundled data only")
@@ -109,18 +151,12 @@ def main(argv: list[str] | None = None) -> int:
         )
         from ml.state_space.orchestration.run import fetch_all
         from ml.state_space.registry import ModelRegistry
-        from ml.state_space.training.config import TrainingConfig
     try:
         symbols = resolve_symbols(args.symbols)
-        training = TrainingConfig()
-        if args.epochs:
-            training = replace(training, epochs=args.epochs)
-        if args.days:
-            training = replace(training, days=args.days)
         config = BacktestConfig(
             years=args.years,
             models=tuple(m.strip() for m in args.models.split(",") if m.strip()),
-            training=training,
+            training=training_config(args),
             seeds=tuple(int(s) for s in args.seeds.split(",")),
         )
     except ValueError as error:

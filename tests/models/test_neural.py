@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from ml.state_space.data.sources import load_bundled
+from ml.state_space.models.base import horizon_volatility
 from ml.state_space.models.card import CardSchemaError, ModelCard
 from ml.state_space.models.mamba.forecaster import MambaForecaster
 from ml.state_space.models.neural import InsufficientHistoryError, NeuralForecaster, NotFittedError
@@ -104,3 +105,31 @@ def test_a_keras_file_loads_after_importing_only_the_package(trained, tmp_path):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "(None, 2, 3)" in done.stdout
+
+
+def test_volatility_scaled_targets_scale_forecasts_with_the_regime(aapl, tmp_path):
+    config = tiny_training_config(epochs=1, target_scaling="volatility")
+    history = aapl.loc[:"2019-12-31"]
+    model = MambaForecaster(training_config=config).fit(history, symbol="AAPL")
+    origins = aapl.loc["2020-01-02":"2020-06-30"].index
+    quantiles = model.predict_quantiles(aapl, origins)
+
+    # forecast = network output * training target scale * sigma_60(t) * sqrt(h)
+    positions = aapl.index.get_indexer(origins)
+    scale = horizon_volatility(aapl, positions, model.horizons)
+    unscaled = quantiles / scale[:, :, None] / model.target_scale[None, :, None]
+    assert np.isfinite(unscaled).all()
+    # so the band widens with the March 2020 volatility, as sigma_60 does
+    width = quantiles[:, 0, -1] - quantiles[:, 0, 0]
+    march, january = origins.month == 3, origins.month == 1
+    assert width[march].mean() > 2 * width[january].mean()
+
+    model.save(tmp_path / "vol")
+    loaded = NeuralForecaster.load(tmp_path / "vol")
+    assert loaded.config.target_scaling == "volatility"
+    np.testing.assert_allclose(loaded.predict_quantiles(aapl, origins), quantiles, rtol=1e-5)
+
+
+def test_unknown_target_scaling_is_rejected():
+    with pytest.raises(ValueError, match="target_scaling"):
+        tiny_training_config(target_scaling="log")

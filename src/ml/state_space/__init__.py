@@ -14,7 +14,7 @@ __version__ = "0.1.0"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ INFO lines; user may override
 
 from ml.state_space.data.calendar import add_trading_days
-from ml.state_space.data.sources import DataUnavailableError, load_history
+from ml.state_space.data.sources import DataUnavailableError, load_bundled, load_history
 from ml.state_space.evaluation.backtest import BacktestConfig, backtest
 from ml.state_space.evaluation.scoring import score_forecasts, summarize
 from ml.state_space.evaluation.significance import diebold_mariano
@@ -52,6 +52,7 @@ __all__ = [
     "add_trading_days",
     "backtest",
     "diebold_mariano",
+    "load_bundled",
     "load_history",
     "score_forecasts",
     "summarize",

@@ -25,6 +25,7 @@ __all__ = [
     "min_feature_rows",
     "segment_bounds",
     "split_sequences",
+    "target_std",
 ]
 
 logger = logging.getLogger(__name__)
@@ -229,6 +230,11 @@ def segment_bounds(
     return n_train, n_train + n_val
 
 
+def target_std(y: np.ndarray) -> np.ndarray:
+    """Per-horizon std of training targets (H,), float32, floored at 1e-8."""
+    return np.maximum(y.astype(np.float64).std(axis=0), 1e-8).astype(np.float32)
+
+
 def split_sequences(
     features: pd.DataFrame,
     close: pd.Series,
@@ -265,7 +271,7 @@ def split_sequences(
         generator.windows(scaled[a:b], close_aligned[a:b], dates[a:b])
         for a, b in ((0, r1), (r1, r2), (r2, len(values)))
     ]
-    target_scale = np.maximum(segments[0].y.astype(np.float64).std(axis=0), 1e-8).astype(np.float32)
+    target_scale = target_std(segments[0].y)
     logger.info(
         "split %d rows into %d/%d/%d windows (embargo %d rows)",
         len(values),

@@ -17,6 +17,7 @@ Contract, checked for every implementation by ``tests/models/test_contract.py``:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol, Self, runtime_checkable
 
 import numpy as np
@@ -25,6 +26,7 @@ import pandas as pd
 DEFAULT_HORIZONS: tuple[int, ...] = (1, 5, 10, 30)
 DEFAULT_QUANTILES: tuple[float, ...] = (0.1, 0.5, 0.9)
 VOLATILITY_WINDOW = 60  # trading days behind the volatility band of the random walk
+VOLATILITY_FLOOR = 1e-4  # daily; keeps a flat stretch of prices from dividing by zero
 
 
 @runtime_checkable
@@ -68,6 +70,32 @@ def trailing_volatility(prices: pd.DataFrame, window: int = VOLATILITY_WINDOW) -
     """
     returns = pd.Series(daily_log_returns(prices))
     return returns.rolling(window, min_periods=window).std(ddof=1).to_numpy()
+
+
+def origin_volatility(prices: pd.DataFrame, positions: np.ndarray, window: int) -> np.ndarray:
+    """Trailing ``window``-day volatility at each origin row (n,); ValueError if undefined."""
+    sigma = trailing_volatility(prices.iloc[: positions.max(initial=0) + 1], window)[positions]
+    if np.isnan(sigma).any():
+        first = int(positions[np.isnan(sigma)][0])
+        raise ValueError(
+            f"origin {prices.index[first].date()} has {first + 1} rows of history up to it, "
+            f"but the {window}-day volatility needs {window + 1}; "
+            "start the origins later or pass a longer history"
+        )
+    return sigma
+
+
+def horizon_volatility(
+    prices: pd.DataFrame,
+    positions: np.ndarray,
+    horizons: Sequence[int],
+    window: int = VOLATILITY_WINDOW,
+    floor: float = VOLATILITY_FLOOR,
+) -> np.ndarray:
+    """``max(sigma_window(t), floor) * sqrt(h)`` at each origin row and horizon (n, H): the
+    random walk's h-day standard deviation, known at the origin."""
+    sigma = np.maximum(origin_volatility(prices, positions, window), floor)
+    return sigma[:, None] * np.sqrt(np.asarray(horizons, dtype=np.float64))[None, :]
 
 
 def forward_log_returns(prices: pd.DataFrame, horizon: int) -> np.ndarray:

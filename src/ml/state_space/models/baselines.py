@@ -23,7 +23,7 @@ from ml.state_space.models.base import (
     VOLATILITY_WINDOW,
     forward_log_returns,
     origin_positions,
-    trailing_volatility,
+    origin_volatility,
 )
 
 __all__ = [
@@ -79,18 +79,6 @@ def training_returns(prices: pd.DataFrame, horizon: int) -> np.ndarray:
         )
     return returns
 
-
-def origin_volatility(prices: pd.DataFrame, positions: np.ndarray, window: int) -> np.ndarray:
-    """Trailing ``window``-day volatility at each origin row (n,); ValueError if undefined."""
-    sigma = trailing_volatility(prices.iloc[: positions.max(initial=0) + 1], window)[positions]
-    if np.isnan(sigma).any():
-        first = int(positions[np.isnan(sigma)][0])
-        raise ValueError(
-            f"origin {prices.index[first].date()} has {first + 1} rows of history up to it, "
-            f"but the {window}-day volatility needs {window + 1}; "
-            "start the origins later or pass a longer history"
-        )
-    return sigma
 
 
 class Baseline:

@@ -35,8 +35,14 @@ from ml.state_space.atomic import atomic_write_bytes, atomic_write_json
 from ml.state_space.data.calendar import add_trading_days
 from ml.state_space.data.quality import validate_price_data
 from ml.state_space.features.engineer import TimeSeriesFeatureEngineer
-from ml.state_space.features.windows import Normalizer, SequenceSplit, split_sequences
-from ml.state_space.models.base import origin_positions
+from ml.state_space.features.windows import (
+    Normalizer,
+    SequenceSplit,
+    WindowSet,
+    split_sequences,
+    target_std,
+)
+from ml.state_space.models.base import horizon_volatility, origin_positions
 from ml.state_space.models.card import DataWindow, FeatureSpec, ModelCard, WindowSpan
 from ml.state_space.models.mamba.model import MambaConfig
 from ml.state_space.training.config import TrainingConfig
@@ -128,6 +134,8 @@ class NeuralForecaster:
         split = split_sequences(
             features, prices["close"], config.generator(), config.val_fraction, 0.0
         )
+        if config.target_scaling == "volatility":
+            split = _volatility_scaled(split, prices, self.horizons)
         network = self.build_network(features.shape[1])
         if work_dir is None:
             with tempfile.TemporaryDirectory(prefix=f"fit-{symbol}-") as scratch:
@@ -162,7 +170,10 @@ class NeuralForecaster:
         last_rows = positions - start - self.engineer.warmup  # window ends in feature rows
         steps = np.arange(-self.config.model.seq_len + 1, 1)
         windows = normalised[last_rows[:, None] + steps]  # (n, L, F)
-        return self.infer_scaled(windows) * self.target_scale[None, :, None]
+        quantiles = self.infer_scaled(windows) * self.target_scale[None, :, None]
+        if self.config.target_scaling == "volatility":
+            quantiles *= horizon_volatility(prices, positions, self.horizons)[:, :, None]
+        return quantiles
 
     def predict(self, prices: pd.DataFrame) -> pd.DataFrame:
         """Forecast every horizon from the last row of ``prices``.
@@ -285,6 +296,21 @@ class NeuralForecaster:
                 f"model needs at least {self.history_rows} (feature warm-up + a "
                 f"{self.config.model.seq_len}-day window)."
             )
+
+
+def _volatility_scaled(
+    split: SequenceSplit, prices: pd.DataFrame, horizons: tuple[int, ...]
+) -> SequenceSplit:
+    """Targets divided by the random walk's h-day std at their origin; the target scale
+    is then refitted on the scaled training targets."""
+
+    def scaled(windows: WindowSet) -> WindowSet:
+        positions = prices.index.get_indexer(windows.anchor_dates)
+        scale = horizon_volatility(prices, positions, horizons)
+        return replace(windows, y=(windows.y / scale).astype(np.float32))
+
+    train, val = scaled(split.train), scaled(split.val)
+    return replace(split, train=train, val=val, target_scale=target_std(train.y))
 
 
 def span(dates: pd.DatetimeIndex) -> WindowSpan:

@@ -9,6 +9,8 @@ from ml.state_space.features.engineer import TimeSeriesFeatureEngineer
 from ml.state_space.features.windows import SequenceGenerator, min_feature_rows
 from ml.state_space.models.mamba.model import MambaConfig
 
+TARGET_SCALINGS = ("global", "volatility")
+
 
 @dataclass
 class TrainingConfig:
@@ -26,6 +28,15 @@ class TrainingConfig:
     min_lr: float = 1e-5
     augment: bool = True
     seed: int = 42
+    # "global": targets divided by the training std per horizon; "volatility": first by the
+    # trailing 60-day volatility at the origin times sqrt(h), so forecasts scale with the regime
+    target_scaling: str = "global"
+
+    def __post_init__(self) -> None:
+        if self.target_scaling not in TARGET_SCALINGS:
+            raise ValueError(
+                f"target_scaling={self.target_scaling!r}; expected one of {TARGET_SCALINGS}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "model": self.model.to_dict()}

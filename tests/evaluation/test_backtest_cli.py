@@ -1,0 +1,60 @@
+"""scripts/backtest.py as a user runs it: baselines on bundled data, offline."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from scripts.backtest import main, parse_args, training_config
+
+
+def test_cli_writes_forecasts_summary_report_and_plots(tmp_path, capsys):
+    out = tmp_path / "bt"
+    argv = ["--symbols", "AAPL,KO", "--years", "2020-2021", "--models", "rw,drift,garch"]
+    argv += ["--offline", "--out", str(out), "--parallel", "1", "--no-publish"]
+    assert main(argv) == 0
+    forecasts = pd.read_parquet(out / "forecasts.parquet")
+    assert list(forecasts.columns) == [
+        "model",
+        "symbol",
+        "fold",
+        "origin_date",
+        "horizon",
+        "q0.1",
+        "q0.5",
+        "q0.9",
+        "actual",
+    ]
+    assert set(forecasts["model"]) == {"rw", "drift", "garch"}
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["years"] == [2020, 2021] and summary["failures"] == []
+    assert {row["model"] for row in summary["summary"]} == {"rw", "drift", "garch"}
+    assert "## h = 30 trading days" in (out / "report.md").read_text()
+    assert (out / "skill_by_year.png").stat().st_size > 1000
+    assert "h = 1 trading days" in capsys.readouterr().out
+
+
+def test_settings_override_the_training_config():
+    args = parse_args(
+        [
+            "--set",
+            "target_scaling=volatility",
+            "--set",
+            "days=null",
+            "--set",
+            "model.d_model=32",
+            "--epochs",
+            "3",
+        ]
+    )
+    config = training_config(args)
+    assert config.target_scaling == "volatility" and config.days is None
+    assert config.model.d_model == 32 and config.epochs == 3
+
+
+@pytest.mark.parametrize("setting", ["nosuch=1", "model.nosuch=1", "target_scaling=log"])
+def test_bad_settings_are_usage_errors(setting, capsys):
+    assert main(["--set", setting, "--offline", "--models", "rw"]) == 2
+    assert "error:" in capsys.readouterr().err
