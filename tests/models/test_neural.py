@@ -133,3 +133,19 @@ def test_volatility_scaled_targets_scale_forecasts_with_the_regime(aapl, tmp_pat
 def test_unknown_target_scaling_is_rejected():
     with pytest.raises(ValueError, match="target_scaling"):
         tiny_training_config(target_scaling="log")
+
+
+def test_blend_and_calibration_are_fitted_stored_and_served(aapl, tmp_path):
+    config = tiny_training_config(epochs=1, blend=True, calibrate=True)
+    model = MambaForecaster(training_config=config).fit(aapl.loc[:"2019-12-31"], symbol="AAPL")
+    correction = model.card.correction
+    assert len(correction["blend_weight"]) == len(model.horizons)
+    assert all(0.0 <= w <= 1.0 for w in correction["blend_weight"])
+    origins = aapl.loc["2020-01-02":"2020-03-31"].index
+    quantiles = model.predict_quantiles(aapl, origins)
+    assert (np.diff(quantiles, axis=-1) >= 0).all()
+
+    model.save(tmp_path / "corrected")
+    loaded = NeuralForecaster.load(tmp_path / "corrected")
+    assert loaded.card.correction == correction
+    np.testing.assert_allclose(loaded.predict_quantiles(aapl, origins), quantiles, rtol=1e-5)

@@ -80,7 +80,6 @@ def training_returns(prices: pd.DataFrame, horizon: int) -> np.ndarray:
     return returns
 
 
-
 class Baseline:
     """Validated ``horizons`` and ``quantiles`` plus the input checks all baselines share."""
 

@@ -9,7 +9,7 @@ another schema version with a message that says to retrain.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any
 
 CARD_SCHEMA_VERSION = 1
@@ -65,6 +65,7 @@ class ModelCard:
     data_quality: dict[str, Any]
     versions: dict[str, str]
     weights_sha256: str | None = None
+    correction: dict[str, Any] | None = None  # QuantileCorrection.to_dict(), if fitted
     schema_version: int = field(default=CARD_SCHEMA_VERSION)
 
     def to_dict(self) -> dict[str, Any]:
@@ -81,7 +82,8 @@ class ModelCard:
                 f"library reads version {CARD_SCHEMA_VERSION}. Retrain the model: python "
                 f"scripts/train_mamba_models.py --symbols {data.get('symbol', 'SYMBOL')}"
             )
-        missing = sorted({f.name for f in fields(cls)} - set(data))
+        required = {f.name for f in fields(cls) if f.default is MISSING}
+        missing = sorted(required - set(data))
         if missing:
             raise CardSchemaError(f"model card lacks fields {missing}; retrain the model")
         return cls(

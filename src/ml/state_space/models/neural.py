@@ -42,9 +42,14 @@ from ml.state_space.features.windows import (
     split_sequences,
     target_std,
 )
-from ml.state_space.models.base import horizon_volatility, origin_positions
+from ml.state_space.models.base import (
+    forward_log_returns,
+    horizon_volatility,
+    origin_positions,
+)
 from ml.state_space.models.card import DataWindow, FeatureSpec, ModelCard, WindowSpan
 from ml.state_space.models.mamba.model import MambaConfig
+from ml.state_space.models.postprocess import QuantileCorrection, fit_correction
 from ml.state_space.training.config import TrainingConfig
 from ml.state_space.training.loop import EpochCallback, fit_network
 
@@ -90,6 +95,7 @@ class NeuralForecaster:
         self.engineer: TimeSeriesFeatureEngineer | None = None
         self.normalizer: Normalizer | None = None
         self.target_scale: np.ndarray | None = None
+        self.correction: QuantileCorrection | None = None
         self._infer: Any = None
 
     def __repr__(self) -> str:
@@ -146,8 +152,14 @@ class NeuralForecaster:
             history, stop = fit_network(network, split, config, work_dir, symbol, on_epoch)
         self.history, self.stop_reason = history, stop
         card = _card(self.family, symbol, prices, config, engineer, features, split, quality)
-        self._restore(network, replace(card, training_seconds=time.perf_counter() - started))
-        logger.info("%s %s fitted in %.1f s (%s)", self.family, symbol, card.training_seconds, stop)
+        self._restore(network, card)
+        if config.blend or config.calibrate:
+            self.correction = self._fit_correction(split, prices)
+            card = replace(card, correction=self.correction.to_dict())
+        self.card = replace(card, training_seconds=time.perf_counter() - started)
+        logger.info(
+            "%s %s fitted in %.1f s (%s)", self.family, symbol, self.card.training_seconds, stop
+        )
         return self
 
     # --- forecasting ---------------------------------------------------------------------
@@ -170,10 +182,37 @@ class NeuralForecaster:
         last_rows = positions - start - self.engineer.warmup  # window ends in feature rows
         steps = np.arange(-self.config.model.seq_len + 1, 1)
         windows = normalised[last_rows[:, None] + steps]  # (n, L, F)
+        quantiles = self._network_returns(windows, prices, positions)
+        if self.correction is None:
+            return quantiles
+        scale = horizon_volatility(prices, positions, self.horizons)[:, :, None]
+        return self.correction.apply(quantiles / scale, self.quantiles) * scale
+
+    def _network_returns(
+        self, windows: np.ndarray, prices: pd.DataFrame, positions: np.ndarray
+    ) -> np.ndarray:
+        """The network's log-return quantiles (n, H, Q) for normalised windows ending at
+        ``positions`` of ``prices``, before any correction."""
         quantiles = self.infer_scaled(windows) * self.target_scale[None, :, None]
         if self.config.target_scaling == "volatility":
             quantiles *= horizon_volatility(prices, positions, self.horizons)[:, :, None]
         return quantiles
+
+    def _fit_correction(self, split: SequenceSplit, prices: pd.DataFrame) -> QuantileCorrection:
+        """Blend/calibration fitted on the validation windows, in z units."""
+        positions = prices.index.get_indexer(split.val.anchor_dates)
+        scale = horizon_volatility(prices, positions, self.horizons)
+        predicted = self._network_returns(split.val.x, prices, positions) / scale[:, :, None]
+        outcomes = np.stack(
+            [forward_log_returns(prices, h)[positions] for h in self.horizons], axis=1
+        )
+        return fit_correction(
+            predicted,
+            outcomes / scale,
+            self.quantiles,
+            blend=self.config.blend,
+            calibrate=self.config.calibrate,
+        )
 
     def predict(self, prices: pd.DataFrame) -> pd.DataFrame:
         """Forecast every horizon from the last row of ``prices``.
@@ -254,6 +293,7 @@ class NeuralForecaster:
         self.engineer = TimeSeriesFeatureEngineer.from_dict(card.features.engineer)
         self.normalizer = Normalizer.from_dict(card.normalizer)
         self.target_scale = np.asarray(card.target_scale, dtype=np.float32)
+        self.correction = QuantileCorrection.from_dict(card.correction) if card.correction else None
         spec = tf.TensorSpec((None, *network.input_shape[1:]), tf.float32)
         # a partial, not a lambda: TF counts retraces per code object, shared by all lambdas
         self._infer = tf.function(

@@ -31,6 +31,9 @@ class TrainingConfig:
     # "global": targets divided by the training std per horizon; "volatility": first by the
     # trailing 60-day volatility at the origin times sqrt(h), so forecasts scale with the regime
     target_scaling: str = "global"
+    # corrections fitted on the validation block (ml.state_space.models.postprocess)
+    blend: bool = False  # blend the quantiles with the random walk's band
+    calibrate: bool = False  # shift each non-median quantile to its level
 
     def __post_init__(self) -> None:
         if self.target_scaling not in TARGET_SCALINGS:

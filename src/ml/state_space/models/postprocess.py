@@ -1,0 +1,92 @@
+"""Post-fit corrections of a network's quantiles, fitted on the validation block.
+
+Both work in units of the random walk's h-day standard deviation ``sigma_60(t) * sqrt(h)``
+(``z`` units), where the random walk's quantiles are the constants ``z_q = Phi^-1(q)``:
+
+- **blend**: per horizon, ``w * model + (1 - w) * z_q`` with the weight ``w`` in [0, 1]
+  that minimises the mean pinball loss on validation. Where the network has no skill the
+  weight goes to the baseline (``w = 0`` is exactly the random walk).
+- **calibrate**: per horizon and non-median quantile, a shift by the empirical
+  ``q``-quantile of the validation residuals ``y - q_hat``, so each quantile covers its
+  own level on validation (conformalised quantiles). The median is left alone: it is
+  judged against "no change", and a shift would carry the validation block's drift.
+
+Quantiles are sorted after the corrections, so they never cross.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy.stats import norm
+
+BLEND_GRID = np.linspace(0.0, 1.0, 21)
+
+
+@dataclass(frozen=True)
+class QuantileCorrection:
+    """Blend weights (H,) and quantile shifts (H, Q) in z units."""
+
+    blend_weight: tuple[float, ...]
+    shift: tuple[tuple[float, ...], ...]
+
+    def apply(self, quantiles_z: np.ndarray, levels: Sequence[float]) -> np.ndarray:
+        """(n, H, Q) network quantiles in z units -> corrected, non-crossing (n, H, Q)."""
+        weight = np.asarray(self.blend_weight)[None, :, None]
+        baseline = norm.ppf(np.asarray(levels, dtype=np.float64))[None, None, :]
+        corrected = weight * quantiles_z + (1.0 - weight) * baseline
+        corrected = corrected + np.asarray(self.shift)[None, :, :]
+        return np.sort(corrected, axis=-1)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"blend_weight": list(self.blend_weight), "shift": [list(s) for s in self.shift]}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> QuantileCorrection:
+        return cls(
+            tuple(float(w) for w in data["blend_weight"]),
+            tuple(tuple(float(s) for s in row) for row in data["shift"]),
+        )
+
+
+def mean_pinball(y: np.ndarray, quantiles: np.ndarray, levels: np.ndarray) -> float:
+    """Mean pinball loss of (n, Q) quantiles for (n,) outcomes."""
+    error = y[:, None] - quantiles
+    return float(np.mean(np.maximum(levels * error, (levels - 1.0) * error)))
+
+
+def fit_correction(
+    quantiles_z: np.ndarray,
+    outcomes_z: np.ndarray,
+    levels: Sequence[float],
+    *,
+    blend: bool,
+    calibrate: bool,
+) -> QuantileCorrection:
+    """Fit the correction on validation forecasts (n, H, Q) and outcomes (n, H), z units."""
+    levels_arr = np.asarray(levels, dtype=np.float64)
+    baseline = norm.ppf(levels_arr)[None, :]
+    n_horizons = quantiles_z.shape[1]
+    weights, shifts = [], []
+    for h in range(n_horizons):
+        predicted, outcome = quantiles_z[:, h, :], outcomes_z[:, h]
+        weight = 1.0
+        if blend:
+            losses = [
+                mean_pinball(outcome, w * predicted + (1 - w) * baseline, levels_arr)
+                for w in BLEND_GRID
+            ]
+            weight = float(BLEND_GRID[int(np.argmin(losses))])
+        blended = weight * predicted + (1 - weight) * baseline
+        shift = np.zeros(len(levels_arr))
+        if calibrate:
+            residuals = outcome[:, None] - blended
+            for q, level in enumerate(levels_arr):
+                if level != 0.5:
+                    shift[q] = float(np.quantile(residuals[:, q], level))
+        weights.append(weight)
+        shifts.append(tuple(float(s) for s in shift))
+    return QuantileCorrection(tuple(weights), tuple(shifts))

@@ -1,0 +1,59 @@
+"""Blend with the random walk and per-quantile calibration, fitted on validation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.stats import norm
+
+from ml.state_space.models.postprocess import QuantileCorrection, fit_correction
+
+LEVELS = (0.1, 0.5, 0.9)
+Z = norm.ppf(LEVELS)
+
+
+def _outcomes(n: int = 4000, horizons: int = 2, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    sigma = rng.uniform(0.5, 2.0, (n, horizons))  # what an informed model knows
+    return rng.normal(size=(n, horizons)) * sigma, sigma
+
+
+def test_a_model_without_skill_is_blended_away_to_the_random_walk():
+    y = np.random.default_rng(0).normal(size=(4000, 2))  # the random walk's band is right
+    garbage = np.sort(np.random.default_rng(1).normal(0, 3, (*y.shape, 3)), axis=-1)
+    correction = fit_correction(garbage, y, LEVELS, blend=True, calibrate=False)
+    assert correction.blend_weight == (0.0, 0.0)
+    np.testing.assert_allclose(correction.apply(garbage, LEVELS), np.broadcast_to(Z, garbage.shape))
+
+
+def test_an_informed_model_keeps_its_weight():
+    y, sigma = _outcomes()
+    informed = sigma[..., None] * Z
+    correction = fit_correction(informed, y, LEVELS, blend=True, calibrate=False)
+    assert min(correction.blend_weight) >= 0.9
+
+
+def test_calibration_brings_each_tail_quantile_to_its_level_and_leaves_the_median():
+    y, sigma = _outcomes()
+    too_narrow = 0.5 * sigma[..., None] * Z + 0.1
+    correction = fit_correction(too_narrow, y, LEVELS, blend=False, calibrate=True)
+    corrected = correction.apply(too_narrow, LEVELS)
+    coverage = (y[..., None] <= corrected).mean(axis=0)  # (H, Q)
+    np.testing.assert_allclose(coverage[:, [0, 2]], [[0.1, 0.9]] * 2, atol=0.005)
+    np.testing.assert_allclose(corrected[..., 1], too_narrow[..., 1])
+    assert correction.blend_weight == (1.0, 1.0)
+
+
+def test_corrected_quantiles_never_cross_and_round_trip():
+    correction = QuantileCorrection((1.0,), ((0.5, 0.0, -0.5),))
+    crossing = correction.apply(np.array([[[-0.1, 0.0, 0.1]]]), LEVELS)
+    assert (np.diff(crossing, axis=-1) >= 0).all()
+    assert QuantileCorrection.from_dict(correction.to_dict()) == correction
+
+
+@pytest.mark.parametrize(("blend", "calibrate"), [(False, False)])
+def test_no_correction_is_the_identity(blend, calibrate):
+    y, sigma = _outcomes(200)
+    quantiles = sigma[..., None] * Z
+    correction = fit_correction(quantiles, y, LEVELS, blend=blend, calibrate=calibrate)
+    np.testing.assert_allclose(correction.apply(quantiles, LEVELS), quantiles)
