@@ -1,0 +1,46 @@
+"""scripts/compare_backtests.py: variants scored on the windows they share."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from scripts.compare_backtests import load_variants, main
+
+
+def _run(path, models, dates, seed):
+    rng = np.random.default_rng(seed)
+    actual = rng.normal(0, 0.01, len(dates))
+    rows = [
+        pd.DataFrame(
+            {
+                "model": m,
+                "symbol": s,
+                "fold": 2020,
+                "origin_date": dates,
+                "horizon": 1,
+                "q0.1": -0.013,
+                "q0.5": 0.0 if m == "rw" else actual / 2,
+                "q0.9": 0.013,
+                "actual": actual,
+            }
+        )
+        for m in models
+        for s in ("AAA", "BBB", "CCC")
+    ]
+    path.mkdir()
+    pd.concat(rows).to_parquet(path / "forecasts.parquet")
+    return path
+
+
+def test_variants_are_renamed_and_restricted_to_shared_windows(tmp_path, capsys):
+    dates = pd.bdate_range("2020-01-01", periods=120)
+    first = _run(tmp_path / "global", ["rw", "mamba"], dates, 0)
+    second = _run(tmp_path / "vol", ["rw", "mamba", "lstm"], dates[20:], 0)
+    variants = load_variants([first, second], {"mamba"})
+    assert set(variants["model"]) == {"rw", "global/mamba", "vol/mamba"}
+    assert variants["origin_date"].min() == dates[20]
+    assert main([str(first), str(second), "--models", "mamba"]) == 0
+    printed = capsys.readouterr().out
+    assert "| vol/mamba | 3 |" in printed and "| global/mamba | 3 |" in printed
+    assert main([str(first), str(tmp_path / "nothing")]) == 2
