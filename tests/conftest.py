@@ -1,8 +1,14 @@
-"""Shared price-data fixtures: real bundled history, loaded offline."""
+"""Shared fixtures: real bundled history (loaded offline), tiny configs, a local Dask cluster."""
 
 from __future__ import annotations
 
 import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("MAMBA_FORECAST_OFFLINE", "1")  # tests never touch the network
@@ -54,3 +60,58 @@ def tiny_training_config(**overrides) -> TrainingConfig:
 @pytest.fixture
 def tiny_config():
     return tiny_training_config()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def dask_cluster(tmp_path):
+    """A real scheduler and one worker on 127.0.0.1, started as the CLI would."""
+    dask = shutil.which("dask", path=str(Path(sys.executable).parent))
+    if dask is None:
+        pytest.skip("dask CLI not installed")
+    port = _free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    scheduler = subprocess.Popen(
+        [dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    worker = subprocess.Popen(
+        [
+            dask,
+            "worker",
+            address,
+            "--nworkers",
+            "1",
+            "--nthreads",
+            "1",
+            "--no-dashboard",
+            "--local-directory",
+            str(tmp_path / "dask-worker"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait_for_worker(address)
+        yield address
+    finally:
+        for process in (worker, scheduler):
+            process.terminate()
+            process.wait(timeout=30)
+
+
+def _wait_for_worker(address: str, timeout: float = 60.0) -> None:
+    from distributed import Client
+
+    deadline = time.monotonic() + timeout
+    with Client(address, timeout=timeout) as client:
+        while not client.scheduler_info()["workers"]:
+            if time.monotonic() > deadline:
+                raise TimeoutError("Dask worker did not register")
+            time.sleep(0.5)

@@ -58,3 +58,12 @@ def test_settings_override_the_training_config():
 def test_bad_settings_are_usage_errors(setting, capsys):
     assert main(["--set", setting, "--offline", "--models", "rw"]) == 2
     assert "error:" in capsys.readouterr().err
+
+
+def test_cli_runs_its_tasks_on_a_dask_cluster(tmp_path, dask_cluster):
+    out = tmp_path / "bt"
+    argv = ["--symbols", "KO", "--years", "2021", "--models", "rw,garch", "--offline"]
+    argv += ["--scheduler", dask_cluster, "--out", str(out), "--no-plots", "--no-publish"]
+    assert main(argv) == 0
+    forecasts = pd.read_parquet(out / "forecasts.parquet")
+    assert set(forecasts["model"]) == {"rw", "garch"} and set(forecasts["fold"]) == {2021}

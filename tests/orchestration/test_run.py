@@ -3,9 +3,7 @@
 import asyncio
 import json
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -118,61 +116,6 @@ def test_skip_existing_leaves_trained_models_alone(tmp_path):
     again = _run_cli("--symbols", "KO", "--skip-existing", "--models-dir", str(models), *TINY_FLAGS)
     assert again.returncode == 0
     assert ModelRegistry(models).load_metadata("KO")["version"] == before
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture
-def dask_cluster(tmp_path):
-    """A real scheduler and one worker on 127.0.0.1, started as the CLI would."""
-    dask = shutil.which("dask", path=str(Path(sys.executable).parent))
-    if dask is None:
-        pytest.skip("dask CLI not installed")
-    port = _free_port()
-    address = f"tcp://127.0.0.1:{port}"
-    scheduler = subprocess.Popen(
-        [dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    worker = subprocess.Popen(
-        [
-            dask,
-            "worker",
-            address,
-            "--nworkers",
-            "1",
-            "--nthreads",
-            "1",
-            "--no-dashboard",
-            "--local-directory",
-            str(tmp_path / "dask-worker"),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        _wait_for_worker(address)
-        yield address
-    finally:
-        for process in (worker, scheduler):
-            process.terminate()
-            process.wait(timeout=30)
-
-
-def _wait_for_worker(address: str, timeout: float = 60.0) -> None:
-    from distributed import Client
-
-    deadline = time.monotonic() + timeout
-    with Client(address, timeout=timeout) as client:
-        while not client.scheduler_info()["workers"]:
-            if time.monotonic() > deadline:
-                raise TimeoutError("Dask worker did not register")
-            time.sleep(0.5)
 
 
 def test_dask_scheduler_trains_and_client_writes_artifacts(tmp_path, dask_cluster):
