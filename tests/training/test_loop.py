@@ -28,3 +28,31 @@ def test_each_epoch_logs_the_learning_rate_it_ran_with(tmp_path):
     assert float(model.optimizer.learning_rate) == pytest.approx(0.025)
     assert [e["epoch"] for e in json.loads((tmp_path / "epochs.json").read_text())] == [1, 2, 3]
     assert seen == ["TEST"] * 3
+
+
+def test_validation_loss_on_padded_batches_equals_keras_evaluate():
+    from ml.state_space.models.heads import compile_model
+    from ml.state_space.models.mamba.model import MambaConfig, build_model
+    from ml.state_space.training.loop import ValidationLoss
+
+    config = MambaConfig(
+        d_model=16,
+        n_layers=1,
+        d_state=4,
+        head_dim=8,
+        seq_len=12,
+        horizons=(1, 5),
+        chunk_size=4,
+        jit_compile=False,
+    )
+    network = compile_model(build_model(config, 3), config)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(700, 12, 3)).astype("float32")  # one full and one ragged batch
+    y = rng.normal(size=(700, 2)).astype("float32")
+    callback = ValidationLoss(x, y, batch_size=512)
+    callback.set_model(network)
+    logs = {}
+    callback.on_epoch_end(0, logs)
+    expected = network.evaluate(x, y, batch_size=700, verbose=0, return_dict=True)
+    assert logs["val_loss"] == pytest.approx(expected["loss"], rel=1e-5)
+    assert logs["val_median_mae"] == pytest.approx(expected["median_mae"], rel=1e-5)

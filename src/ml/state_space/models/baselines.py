@@ -139,15 +139,7 @@ class Drift(RandomWalk):
     """
 
     name = "drift"
-
-    def __init__(
-        self,
-        horizons: Sequence[int] = DEFAULT_HORIZONS,
-        quantiles: Sequence[float] = DEFAULT_QUANTILES,
-        window: int = VOLATILITY_WINDOW,
-    ) -> None:
-        super().__init__(horizons, quantiles, window)
-        self.drift_: np.ndarray | None = None  # (H,) mean training h-day log return
+    drift_: np.ndarray | None = None  # (H,) mean training h-day log return, set by fit
 
     def fit(self, prices: pd.DataFrame) -> Self:
         """Learn the mean of all overlapping ``h``-day log returns in ``prices``."""

@@ -50,6 +50,7 @@ from ml.state_space.models.base import (
 from ml.state_space.models.card import DataWindow, FeatureSpec, ModelCard, WindowSpan
 from ml.state_space.models.mamba.model import MambaConfig
 from ml.state_space.models.postprocess import QuantileCorrection, fit_correction
+from ml.state_space.training.compiled import NETWORKS, copy_variables
 from ml.state_space.training.config import TrainingConfig
 from ml.state_space.training.loop import EpochCallback, fit_network
 
@@ -106,6 +107,11 @@ class NeuralForecaster:
         """A compiled network (batch, seq_len, n_features) -> (batch, H, Q) scaled quantiles."""
         raise NotImplementedError
 
+    def _shape_key(self, n_features: int) -> str:
+        """Everything that decides the compiled train step of this family's network."""
+        shape = [self.family, self.config.model.to_dict(), n_features, self.config.batch_size]
+        return json.dumps(shape, sort_keys=True)
+
     @property
     def history_rows(self) -> int:
         """Rows of price history the forecast at one origin depends on."""
@@ -142,14 +148,20 @@ class NeuralForecaster:
         )
         if config.target_scaling == "volatility":
             split = _volatility_scaled(split, prices, self.horizons)
-        network = self.build_network(features.shape[1])
+        network = self.build_network(features.shape[1])  # seeded initial state
+        trainer = NETWORKS.trainer_for(
+            self._shape_key(features.shape[1]),
+            network,
+            functools.partial(self.build_network, features.shape[1]),
+        )
         if work_dir is None:
             with tempfile.TemporaryDirectory(prefix=f"fit-{symbol}-") as scratch:
-                history, stop = fit_network(network, split, config, Path(scratch), symbol, on_epoch)
+                history, stop = fit_network(trainer, split, config, Path(scratch), symbol, on_epoch)
         else:
             work_dir = Path(work_dir)
             work_dir.mkdir(parents=True, exist_ok=True)
-            history, stop = fit_network(network, split, config, work_dir, symbol, on_epoch)
+            history, stop = fit_network(trainer, split, config, work_dir, symbol, on_epoch)
+        copy_variables(trainer, network)  # this forecaster owns its weights
         self.history, self.stop_reason = history, stop
         card = _card(self.family, symbol, prices, config, engineer, features, split, quality)
         self._restore(network, card)

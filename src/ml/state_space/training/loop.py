@@ -24,6 +24,7 @@ from ml.state_space.training.config import TrainingConfig
 logger = logging.getLogger(__name__)
 
 EpochCallback = Callable[[str, dict[str, Any]], None]
+VALIDATION_BATCH = 512
 
 
 class TrainingDivergedError(RuntimeError):
@@ -54,6 +55,7 @@ def fit_network(
     epoch_log = EpochLog(symbol, work_dir / "history.json", on_epoch)
     best_path = work_dir / "best.weights.h5"
     callbacks = [
+        ValidationLoss(split.val.x, split.val.y / split.target_scale),  # first: others read it
         keras.callbacks.BackupAndRestore(str(work_dir / "backup")),
         keras.callbacks.TerminateOnNaN(),
         keras.callbacks.EarlyStopping(patience=config.early_stopping_patience),
@@ -70,8 +72,7 @@ def fit_network(
     ]
     network.fit(
         train_batches,
-        validation_data=(split.val.x, split.val.y / split.target_scale),
-        validation_batch_size=512,
+        shuffle=False,  # TrainingBatches permutes every epoch from its own seeded generator
         epochs=config.epochs,
         callbacks=callbacks,
         verbose=0,
@@ -111,7 +112,9 @@ class TrainingBatches(keras.utils.PyDataset):
         self.on_epoch_end()
 
     def __len__(self) -> int:
-        return -(-len(self.x) // self.batch_size)
+        """Full batches only: a ragged last batch would be a new shape for the compiled step
+        (the shuffle changes which windows sit out, every epoch)."""
+        return max(len(self.x) // self.batch_size, 1)
 
     def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         rows = self._order[index * self.batch_size : (index + 1) * self.batch_size]
@@ -120,6 +123,35 @@ class TrainingBatches(keras.utils.PyDataset):
     def on_epoch_end(self) -> None:
         self._order = self._rng.permutation(len(self.x))
         self._epoch_x = self.augmentor.augment(self.x) if self.augmentor else self.x
+
+
+class ValidationLoss(keras.callbacks.Callback):
+    """``val_loss`` and ``val_median_mae`` at the end of each epoch, from forward passes on
+    fixed-size zero-padded batches: every fit of a network of one shape reuses the same
+    compiled predict step, whatever the size of its validation block."""
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, batch_size: int = VALIDATION_BATCH) -> None:
+        super().__init__()
+        self.x, self.y, self.batch_size = x, y, batch_size
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if logs is None or len(self.x) == 0:
+            return
+        predicted = padded_predict(self.model, self.x, self.batch_size)
+        logs["val_loss"] = float(keras.ops.convert_to_numpy(self.model.loss(self.y, predicted)))
+        median = self.model.loss.median_index
+        logs["val_median_mae"] = float(np.mean(np.abs(self.y - predicted[..., median])))
+
+
+def padded_predict(network: keras.Model, x: np.ndarray, batch_size: int) -> np.ndarray:
+    """``network(x)`` in batches of exactly ``batch_size`` rows (the last one zero-padded)."""
+    out = []
+    for begin in range(0, len(x), batch_size):
+        batch = x[begin : begin + batch_size]
+        padded = np.zeros((batch_size, *x.shape[1:]), dtype=np.float32)
+        padded[: len(batch)] = batch
+        out.append(np.asarray(network.predict_on_batch(padded))[: len(batch)])
+    return np.concatenate(out)
 
 
 class EpochLog(keras.callbacks.Callback):

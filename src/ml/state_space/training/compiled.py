@@ -1,0 +1,74 @@
+"""Compile a training step once per process and reuse it for every fit of the same shape.
+
+XLA compiles a network's train step on its first batch, which costs more than several
+epochs of a small model. Symbols, folds and seeds that share the network architecture,
+the number of features and the batch size can share one compiled network: each fit
+copies its freshly initialised (seeded) variables into the cached network and resets the
+optimiser, so the result is the same as training the fresh network itself, and then
+copies the trained variables back, so every forecaster owns its weights.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+
+import keras
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+CAPACITY = 2  # architectures kept per process; each holds its compiled train/predict steps
+
+
+class CompiledNetworks:
+    """A small LRU of compiled training networks, keyed by everything that shapes them."""
+
+    def __init__(self, capacity: int = CAPACITY) -> None:
+        self.capacity = capacity
+        self._networks: OrderedDict[Hashable, keras.Model] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._networks)
+
+    def clear(self) -> None:
+        self._networks.clear()
+
+    def trainer_for(
+        self, key: Hashable, fresh: keras.Model, build: Callable[[], keras.Model]
+    ) -> keras.Model:
+        """The cached network of ``key`` (built on a miss) holding ``fresh``'s initial
+        variables and a reset optimiser, at ``learning_rate`` of ``fresh``'s optimiser."""
+        trainer = self._networks.pop(key, None)
+        if trainer is None:
+            trainer = build()
+            logger.debug("compiled network cache miss (%d cached)", len(self._networks))
+        self._networks[key] = trainer
+        while len(self._networks) > self.capacity:
+            self._networks.popitem(last=False)
+        copy_variables(fresh, trainer)
+        # BackupAndRestore sets this when it resumes a fit, and Keras never clears it: a later
+        # fit of the same network would start at that epoch
+        trainer._initial_epoch = None
+        learning_rate = keras.ops.convert_to_numpy(fresh.optimizer.learning_rate)
+        reset_optimizer(trainer.optimizer, float(learning_rate))
+        return trainer
+
+
+def copy_variables(source: keras.Model, target: keras.Model) -> None:
+    """Weights and random-seed states of ``source`` into ``target`` (same architecture)."""
+    if len(source.variables) != len(target.variables):
+        raise ValueError("networks differ in architecture: cannot copy variables")
+    for src, dst in zip(source.variables, target.variables, strict=True):
+        dst.assign(src)
+
+
+def reset_optimizer(optimizer: keras.optimizers.Optimizer, learning_rate: float) -> None:
+    """Back to the state of a new optimiser: zero step count and moments, initial rate."""
+    for variable in optimizer.variables:
+        variable.assign(np.zeros(variable.shape, dtype=variable.dtype))
+    optimizer.learning_rate = learning_rate
+
+
+NETWORKS = CompiledNetworks()  # this process's cache

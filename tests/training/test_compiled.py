@@ -1,0 +1,61 @@
+"""Reusing one compiled training network per shape gives the same fit as a fresh one."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ml.state_space.data.sources import load_bundled
+from ml.state_space.models.mamba.forecaster import MambaForecaster
+from ml.state_space.training.compiled import NETWORKS
+from tests.conftest import tiny_training_config
+
+
+@pytest.fixture(scope="module")
+def histories():
+    return {s: load_bundled(s).loc[:"2015-12-31"] for s in ("AAPL", "KO")}
+
+
+def _weights(forecaster):
+    return [np.asarray(w) for w in forecaster.network.get_weights()]
+
+
+def test_a_reused_network_trains_to_exactly_the_weights_of_a_fresh_one(histories):
+    config = tiny_training_config(epochs=2)
+    NETWORKS.clear()
+    fresh = MambaForecaster(training_config=config).fit(histories["AAPL"], symbol="AAPL")
+    trained = _weights(fresh)
+    assert len(NETWORKS) == 1
+    MambaForecaster(training_config=config).fit(histories["KO"], symbol="KO")
+    reused = MambaForecaster(training_config=config).fit(histories["AAPL"], symbol="AAPL")
+    assert len(NETWORKS) == 1  # one architecture, one compiled network
+    for first, again, kept in zip(trained, _weights(reused), _weights(fresh), strict=True):
+        np.testing.assert_array_equal(first, again)
+        np.testing.assert_array_equal(first, kept)  # later fits left this forecaster alone
+    assert fresh.history[-1]["val_loss"] == reused.history[-1]["val_loss"]
+    origins = histories["AAPL"].index[-5:]
+    np.testing.assert_array_equal(
+        fresh.predict_quantiles(histories["AAPL"], origins),
+        reused.predict_quantiles(histories["AAPL"], origins),
+    )
+
+
+def test_the_cache_keeps_only_its_capacity_of_architectures(histories):
+    NETWORKS.clear()
+    for d_model in (8, 16, 24):
+        config = tiny_training_config(epochs=1)
+        config = config.__class__.from_dict(
+            {**config.to_dict(), "model": {**config.model.to_dict(), "d_model": d_model}}
+        )
+        MambaForecaster(training_config=config).fit(histories["KO"], symbol="KO")
+    assert len(NETWORKS) == NETWORKS.capacity
+
+
+def test_a_fit_after_a_resumed_fit_still_runs_every_epoch(histories):
+    NETWORKS.clear()
+    config = tiny_training_config(epochs=2)
+    MambaForecaster(training_config=config).fit(histories["KO"], symbol="KO")
+    (trainer,) = NETWORKS._networks.values()
+    trainer._initial_epoch = 2  # what keras.callbacks.BackupAndRestore leaves after resuming
+    again = MambaForecaster(training_config=config).fit(histories["KO"], symbol="KO")
+    assert [epoch["epoch"] for epoch in again.history] == [1, 2]
