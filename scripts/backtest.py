@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ml.cli.args import positive_int
 from ml.state_space.data.universe import resolve_symbols
 
 if TYPE_CHECKING:
@@ -71,13 +72,6 @@ def training_config(args: argparse.Namespace) -> TrainingConfig:
     if args.days:
         config["days"] = args.days
     return TrainingConfig.from_dict(config)
-
-
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} must be >= 1")
-    return value
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

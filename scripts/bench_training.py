@@ -1,8 +1,15 @@
-"""Time the training CLI end to end: wall time, per-symbol time, peak memory, scaling.
+"""Time the training CLI end to end: wall time, CPU use, compile cost, memory, scaling.
 
 Runs ``scripts/train_mamba_models.py`` once per ``--parallel`` value on the same
-symbols (offline, into a scratch models dir), sampling the summed RSS of the whole
-process tree, and prints one JSON line per run plus a table.
+symbols (offline, into a scratch models dir) and reports, per run:
+
+- wall time and per-symbol training time (inside the worker);
+- CPU utilisation: user + system CPU seconds of the whole process tree / (wall x cores);
+- the compile cost: each symbol's first epoch / its median later epoch (per worker, the
+  first symbol compiles; later symbols of the same shape should not);
+- peak RSS summed over the process tree, and of the largest single process (a worker).
+
+Prints one JSON line per run plus a table.
 
 Examples:
     python scripts/bench_training.py --symbols TIER_1 --parallel 10
@@ -13,6 +20,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -25,15 +35,31 @@ import psutil
 TRAIN = Path(__file__).resolve().parent / "train_mamba_models.py"
 
 
-def tree_rss(process: psutil.Process) -> int:
-    """Resident memory of a process and all its descendants, bytes."""
-    total = 0
+def tree_rss(process: psutil.Process) -> tuple[int, int]:
+    """Resident memory of a process and all its descendants, and of the largest one, bytes."""
+    sizes = []
     for member in [process, *process.children(recursive=True)]:
         try:
-            total += member.memory_info().rss
+            sizes.append(member.memory_info().rss)
         except psutil.NoSuchProcess:
             continue
-    return total
+    return sum(sizes), max(sizes, default=0)
+
+
+def children_cpu_seconds() -> float:
+    """User + system CPU seconds of every waited-for descendant so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def compile_ratios(metrics_dir: Path) -> list[float]:
+    """Per trained symbol: first epoch seconds / median of its later epochs."""
+    ratios = []
+    for path in sorted(metrics_dir.glob("*.json")):
+        seconds = [e["seconds"] for e in json.loads(path.read_text())["epochs"]]
+        if len(seconds) > 1:
+            ratios.append(seconds[0] / statistics.median(seconds[1:]))
+    return ratios
 
 
 def run_once(symbols: str, parallel: int, extra: list[str]) -> dict:
@@ -52,19 +78,20 @@ def run_once(symbols: str, parallel: int, extra: list[str]) -> dict:
             "WARNING",
             *extra,
         ]
-        started = time.perf_counter()
+        started, cpu_before = time.perf_counter(), children_cpu_seconds()
         process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        peak = 0
+        peak, peak_process = 0, 0
         watcher = psutil.Process(process.pid)
         done = threading.Event()
 
         def sample() -> None:
-            nonlocal peak
+            nonlocal peak, peak_process
             while not done.wait(0.5):
                 try:
-                    peak = max(peak, tree_rss(watcher))
+                    total, largest = tree_rss(watcher)
                 except psutil.NoSuchProcess:
                     return
+                peak, peak_process = max(peak, total), max(peak_process, largest)
 
         thread = threading.Thread(target=sample, daemon=True)
         thread.start()
@@ -72,10 +99,13 @@ def run_once(symbols: str, parallel: int, extra: list[str]) -> dict:
         done.set()
         thread.join()
         wall = time.perf_counter() - started
+        cpu = children_cpu_seconds() - cpu_before
         [run_file] = Path(models, "runs").glob("*.json")
         run = json.loads(run_file.read_text())
+        ratios = compile_ratios(Path(models, "metrics"))
     trained = [o for o in run["outcomes"] if o["status"] == "trained"]
     seconds = sorted(o["seconds"] for o in trained)
+    cores = os.cpu_count() or 1
     return {
         "parallel": parallel,
         "exit_code": process.returncode,
@@ -84,7 +114,12 @@ def run_once(symbols: str, parallel: int, extra: list[str]) -> dict:
         "wall_s": round(wall, 1),
         "per_symbol_median_s": round(seconds[len(seconds) // 2], 1) if seconds else None,
         "per_symbol_max_s": round(seconds[-1], 1) if seconds else None,
+        "cpu_utilisation": round(cpu / (wall * cores), 3),
+        "first_epoch_ratio_max": round(max(ratios), 2) if ratios else None,
+        "first_epoch_ratio_median": round(statistics.median(ratios), 2) if ratios else None,
+        "first_epoch_ratios": [round(r, 2) for r in ratios],
         "peak_rss_mb": round(peak / 2**20),
+        "peak_process_rss_mb": round(peak_process / 2**20),
         "stderr_tail": stderr.decode()[-500:] if process.returncode else "",
     }
 
@@ -106,12 +141,15 @@ def main() -> int:
         results.append(result)
     base = results[0]["wall_s"]
     print(
-        f"\n{'parallel':>8} {'wall s':>8} {'speed-up':>8} {'per-symbol s':>12} {'peak RSS MB':>11}"
+        f"\n{'parallel':>8} {'wall s':>8} {'speed-up':>8} {'per-symbol s':>12} {'CPU use':>8} "
+        f"{'1st/later epoch':>15} {'peak RSS MB':>11} {'largest proc MB':>15}"
     )
     for r in results:
         print(
             f"{r['parallel']:>8} {r['wall_s']:>8} {base / r['wall_s']:>8.2f} "
-            f"{r['per_symbol_median_s']!s:>12} {r['peak_rss_mb']:>11}"
+            f"{r['per_symbol_median_s']!s:>12} {r['cpu_utilisation']:>8.0%} "
+            f"{r['first_epoch_ratio_median']!s:>15} {r['peak_rss_mb']:>11} "
+            f"{r['peak_process_rss_mb']:>15}"
         )
     return 0 if all(r["exit_code"] == 0 for r in results) else 1
 

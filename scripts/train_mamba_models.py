@@ -16,6 +16,7 @@ import sys
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from ml.cli.args import positive_float, positive_int
 from ml.state_space.data.universe import resolve_symbols
 from ml.state_space.registry import DEFAULT_ROOT, ModelRegistry
 
@@ -39,19 +40,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--symbols", default="BUNDLED", help="universe name (TIER_1, BUNDLED) or comma list"
     )
-    parser.add_argument("--parallel", type=int, default=2, help="worker processes (default 2)")
-    parser.add_argument("--epochs", type=int, default=defaults.epochs)
-    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
     parser.add_argument(
-        "--days", type=int, default=defaults.days, help="most recent trading days used"
+        "--parallel", type=positive_int, default=2, help="worker processes (default 2)"
     )
-    parser.add_argument("--seq-len", type=int, default=model_defaults.seq_len)
+    parser.add_argument("--epochs", type=positive_int, default=defaults.epochs)
+    parser.add_argument("--batch-size", type=positive_int, default=defaults.batch_size)
+    parser.add_argument(
+        "--days", type=positive_int, default=defaults.days, help="most recent trading days used"
+    )
+    parser.add_argument("--seq-len", type=positive_int, default=model_defaults.seq_len)
     parser.add_argument(
         "--horizons", default=",".join(map(str, model_defaults.horizons)), help="e.g. 1,5,10,30"
     )
-    parser.add_argument("--d-model", type=int, default=model_defaults.d_model)
-    parser.add_argument("--n-layers", type=int, default=model_defaults.n_layers)
-    parser.add_argument("--learning-rate", type=float, default=model_defaults.learning_rate)
+    parser.add_argument("--d-model", type=positive_int, default=model_defaults.d_model)
+    parser.add_argument("--n-layers", type=positive_int, default=model_defaults.n_layers)
+    parser.add_argument(
+        "--learning-rate", type=positive_float, default=model_defaults.learning_rate
+    )
     parser.add_argument("--models-dir", default=str(DEFAULT_ROOT))
     parser.add_argument(
         "--offline", action="store_true", default=None, help="never touch the network"

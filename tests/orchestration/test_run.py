@@ -90,6 +90,25 @@ def test_cli_rejects_malformed_symbols_before_any_work(tmp_path):
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.parametrize(
+    "flag",
+    [
+        ["--epochs", "0"],
+        ["--batch-size", "0"],
+        ["--parallel", "0"],
+        ["--days", "-5"],
+        ["--learning-rate", "nan"],
+        ["--seq-len", "x"],
+    ],
+)
+def test_cli_rejects_non_positive_settings_as_usage_errors(tmp_path, flag):
+    from scripts.train_mamba_models import parse_args
+
+    with pytest.raises(SystemExit) as stopped:
+        parse_args(["--symbols", "AAPL", "--models-dir", str(tmp_path), *flag])
+    assert stopped.value.code == 2
+
+
 def test_one_bad_symbol_does_not_stop_the_others(tmp_path, monkeypatch):
     def fake_history(symbol, offline=None):
         prices = load_history("AAPL", offline=True)
