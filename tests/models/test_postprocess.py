@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from scipy.stats import norm
 
+from ml.state_space.models import postprocess
 from ml.state_space.models.postprocess import QuantileCorrection, fit_correction
 
 LEVELS = (0.1, 0.5, 0.9)
@@ -21,7 +22,7 @@ def _outcomes(n: int = 4000, horizons: int = 2, seed: int = 0):
 def test_a_model_without_skill_is_blended_away_to_the_random_walk():
     y = np.random.default_rng(0).normal(size=(4000, 2))  # the random walk's band is right
     garbage = np.sort(np.random.default_rng(1).normal(0, 3, (*y.shape, 3)), axis=-1)
-    correction = fit_correction(garbage, y, LEVELS, blend=True, calibrate=False)
+    correction = fit_correction(garbage, y, LEVELS, (1, 5), blend=True, calibrate=False)
     assert correction.blend_weight == (0.0, 0.0)
     np.testing.assert_allclose(correction.apply(garbage, LEVELS), np.broadcast_to(Z, garbage.shape))
 
@@ -29,14 +30,14 @@ def test_a_model_without_skill_is_blended_away_to_the_random_walk():
 def test_an_informed_model_keeps_its_weight():
     y, sigma = _outcomes()
     informed = sigma[..., None] * Z
-    correction = fit_correction(informed, y, LEVELS, blend=True, calibrate=False)
+    correction = fit_correction(informed, y, LEVELS, (1, 5), blend=True, calibrate=False)
     assert min(correction.blend_weight) >= 0.9
 
 
 def test_calibration_brings_each_tail_quantile_to_its_level_and_leaves_the_median():
     y, sigma = _outcomes()
     too_narrow = 0.5 * sigma[..., None] * Z + 0.1
-    correction = fit_correction(too_narrow, y, LEVELS, blend=False, calibrate=True)
+    correction = fit_correction(too_narrow, y, LEVELS, (1, 5), blend=False, calibrate=True)
     corrected = correction.apply(too_narrow, LEVELS)
     coverage = (y[..., None] <= corrected).mean(axis=0)  # (H, Q)
     np.testing.assert_allclose(coverage[:, [0, 2]], [[0.1, 0.9]] * 2, atol=0.005)
@@ -55,5 +56,16 @@ def test_corrected_quantiles_never_cross_and_round_trip():
 def test_no_correction_is_the_identity(blend, calibrate):
     y, sigma = _outcomes(200)
     quantiles = sigma[..., None] * Z
-    correction = fit_correction(quantiles, y, LEVELS, blend=blend, calibrate=calibrate)
+    correction = fit_correction(quantiles, y, LEVELS, (1, 5), blend=blend, calibrate=calibrate)
     np.testing.assert_allclose(correction.apply(quantiles, LEVELS), quantiles)
+
+
+def test_a_blend_that_is_not_significantly_better_falls_back_to_the_random_walk(monkeypatch):
+    rng = np.random.default_rng(3)
+    y = rng.normal(size=(60, 2))  # few windows: a small in-sample gain may be luck
+    weak = Z + 0.5 * (0.2 * y + rng.normal(size=(60, 2)))[..., None]
+    gated = fit_correction(weak, y, LEVELS, (1, 5), blend=True, calibrate=False)
+    assert gated.blend_weight == (0.0, 0.0)
+    monkeypatch.setattr(postprocess, "BLEND_ALPHA", 1.0)  # without the significance gate
+    ungated = fit_correction(weak, y, LEVELS, (1, 5), blend=True, calibrate=False)
+    assert min(ungated.blend_weight) > 0

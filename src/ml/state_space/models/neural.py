@@ -222,6 +222,7 @@ class NeuralForecaster:
             predicted,
             outcomes / scale,
             self.quantiles,
+            self.horizons,
             blend=self.config.blend,
             calibrate=self.config.calibrate,
         )

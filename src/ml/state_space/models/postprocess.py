@@ -4,8 +4,9 @@ Both work in units of the random walk's h-day standard deviation ``sigma_60(t) *
 (``z`` units), where the random walk's quantiles are the constants ``z_q = Phi^-1(q)``:
 
 - **blend**: per horizon, ``w * model + (1 - w) * z_q`` with the weight ``w`` in [0, 1]
-  that minimises the mean pinball loss on validation. Where the network has no skill the
-  weight goes to the baseline (``w = 0`` is exactly the random walk).
+  that minimises the mean pinball loss on validation, kept only if that blend beats the
+  random walk on validation with a Diebold-Mariano p-value below ``BLEND_ALPHA``; else
+  ``w = 0``, exactly the random walk: a network without demonstrated skill is not served.
 - **calibrate**: per horizon and non-median quantile, a shift by the empirical
   ``q``-quantile of the validation residuals ``y - q_hat``, so each quantile covers its
   own level on validation (conformalised quantiles). The median is left alone: it is
@@ -23,7 +24,10 @@ from typing import Any
 import numpy as np
 from scipy.stats import norm
 
+from ml.state_space.evaluation.significance import diebold_mariano
+
 BLEND_GRID = np.linspace(0.0, 1.0, 21)
+BLEND_ALPHA = 0.10
 
 
 @dataclass(frozen=True)
@@ -52,34 +56,44 @@ class QuantileCorrection:
         )
 
 
-def mean_pinball(y: np.ndarray, quantiles: np.ndarray, levels: np.ndarray) -> float:
-    """Mean pinball loss of (n, Q) quantiles for (n,) outcomes."""
+def window_pinball(y: np.ndarray, quantiles: np.ndarray, levels: np.ndarray) -> np.ndarray:
+    """Pinball loss of (n, Q) quantiles for (n,) outcomes, averaged over levels: (n,)."""
     error = y[:, None] - quantiles
-    return float(np.mean(np.maximum(levels * error, (levels - 1.0) * error)))
+    return np.mean(np.maximum(levels * error, (levels - 1.0) * error), axis=1)
+
+
+def blend_weight(
+    predicted: np.ndarray, outcome: np.ndarray, levels: np.ndarray, horizon: int
+) -> float:
+    """The pinball-optimal weight of the network against the random walk's band, or 0
+    when the blend does not beat the band significantly (``BLEND_ALPHA``)."""
+    baseline = np.broadcast_to(norm.ppf(levels), predicted.shape)
+    losses = [
+        window_pinball(outcome, w * predicted + (1 - w) * baseline, levels) for w in BLEND_GRID
+    ]
+    best = int(np.argmin([loss.mean() for loss in losses]))
+    test = diebold_mariano(losses[best], losses[0], horizon)  # losses[0]: the random walk
+    significant = not np.isnan(test.pvalue) and test.pvalue < BLEND_ALPHA and test.statistic < 0
+    return float(BLEND_GRID[best]) if significant else 0.0
 
 
 def fit_correction(
     quantiles_z: np.ndarray,
     outcomes_z: np.ndarray,
     levels: Sequence[float],
+    horizons: Sequence[int],
     *,
     blend: bool,
     calibrate: bool,
 ) -> QuantileCorrection:
-    """Fit the correction on validation forecasts (n, H, Q) and outcomes (n, H), z units."""
+    """Fit the correction on validation forecasts (n, H, Q) and outcomes (n, H), z units,
+    in time order (the blend's significance test needs it)."""
     levels_arr = np.asarray(levels, dtype=np.float64)
     baseline = norm.ppf(levels_arr)[None, :]
-    n_horizons = quantiles_z.shape[1]
     weights, shifts = [], []
-    for h in range(n_horizons):
+    for h, horizon in enumerate(horizons):
         predicted, outcome = quantiles_z[:, h, :], outcomes_z[:, h]
-        weight = 1.0
-        if blend:
-            losses = [
-                mean_pinball(outcome, w * predicted + (1 - w) * baseline, levels_arr)
-                for w in BLEND_GRID
-            ]
-            weight = float(BLEND_GRID[int(np.argmin(losses))])
+        weight = blend_weight(predicted, outcome, levels_arr, horizon) if blend else 1.0
         blended = weight * predicted + (1 - weight) * baseline
         shift = np.zeros(len(levels_arr))
         if calibrate:
