@@ -67,6 +67,12 @@ class HorizonOut(BaseModel):
     backtest: BacktestFigures | None = Field(
         description="walk-forward backtest figures; null when no backtest was published"
     )
+    model_weight: float | None = Field(
+        default=None,
+        description="share of the network in these quantiles, the rest being the random "
+        "walk's volatility band (fitted on validation; 0 = no demonstrated skill, the "
+        "baseline is served); null when the model has no blend",
+    )
 
     @classmethod
     def from_horizon(cls, horizon: HorizonForecast) -> HorizonOut:
@@ -85,6 +91,7 @@ class HorizonOut(BaseModel):
             ),
             test_skill_vs_random_walk=horizon.test_skill_vs_random_walk,
             backtest=BacktestFigures.from_figures(horizon.backtest, horizon.backtest_years),
+            model_weight=horizon.model_weight,
         )
 
 

@@ -62,3 +62,10 @@ def test_another_familys_or_a_broken_file_shows_no_figures(registry, make_app, c
         response = client.get("/predict/AAPL")
     assert response.status_code == 200
     assert all(h["backtest"] is None for h in response.json()["horizons"])
+
+
+def test_each_horizon_says_how_much_of_the_network_it_serves(client: TestClient, registry):
+    correction = registry.load_metadata("AAPL").get("correction")
+    expected = correction["blend_weight"] if correction else [None] * 4
+    served = [h["model_weight"] for h in client.get("/predict/AAPL").json()["horizons"]]
+    assert served == expected

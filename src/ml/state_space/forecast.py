@@ -30,6 +30,7 @@ class HorizonForecast:
     test_skill_vs_random_walk: float | None
     backtest: dict[str, Any] | None = None
     backtest_years: list[int] | None = None
+    model_weight: float | None = None  # network's share after the validation blend
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,10 @@ class ServedModel:
             backtest, self.card.family, self.card.symbol
         )
         self.price_columns = ["close", *self.card.features.price_columns]
+        correction = model.correction
+        self.model_weights: dict[int, float] = (
+            dict(zip(model.horizons, correction.blend_weight, strict=True)) if correction else {}
+        )
         model.warm_up()  # compile inference now, not on the first request
 
     @classmethod
@@ -110,6 +115,7 @@ class ServedModel:
                     ),
                     backtest=self.backtest.get(f"h{horizon}"),
                     backtest_years=self.backtest_years,
+                    model_weight=self.model_weights.get(int(horizon)),
                 )
                 for horizon, row in frame.iterrows()
             ],
