@@ -69,6 +69,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--skip-existing", action="store_true", help="skip symbols that have a model"
     )
     parser.add_argument("--no-augment", action="store_true", help="train without data augmentation")
+    parser.add_argument(
+        "--target-scaling",
+        choices=("volatility", "global"),
+        default=defaults.target_scaling,
+        help="divide targets by sigma_60(t)*sqrt(h) (default) or by their training std",
+    )
+    parser.add_argument(
+        "--no-blend",
+        action="store_true",
+        help="serve the network alone, without the validation blend with the random walk",
+    )
     parser.add_argument("--scheduler", help="Dask scheduler address, e.g. tcp://127.0.0.1:8786")
     parser.add_argument("--test", action="store_true", help=f"quick run: {TEST_SYMBOLS}, 2 epochs")
     parser.add_argument("--log-level", default="INFO")
@@ -95,6 +106,8 @@ def build_config(args: argparse.Namespace) -> TrainingConfig:
         days=args.days,
         augment=not args.no_augment,
         seed=args.seed,
+        target_scaling=args.target_scaling,
+        blend=not args.no_blend,
     )
     if args.test:
         config = replace(config, epochs=2, days=1500)
