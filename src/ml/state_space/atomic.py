@@ -7,6 +7,7 @@ import math
 import os
 import tempfile
 from collections.abc import Callable
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,10 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], None]) ->
     """Call ``write(tmp_path)`` and atomically move the result to ``path``.
 
     The temporary file lives in the destination directory, so ``os.replace`` is a
-    rename on one filesystem: readers see the old file or the new one, never half.
+    rename on one filesystem: readers see the old file or the new one, never half. The
+    file gets the permissions a plain ``open`` would give it (``0o666`` less the umask),
+    not the ``0o600`` of a temporary file, so a service running as another user can
+    read it.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -26,11 +30,21 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], None]) ->
         write(tmp)
         with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
+        tmp.chmod(0o666 & ~current_umask())
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     return path
+
+
+@cache
+def current_umask() -> int:
+    """The process umask, read once (reading it means setting it: not done per write,
+    where another thread could create a file in between)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
