@@ -17,7 +17,10 @@ MAX_BATCH_LIMIT = 100  # hard cap in the request schema; ``max_batch`` may only 
 class Settings(BaseSettings):
     """Everything the service reads from its environment (prefix ``MAMBA_API_``)."""
 
-    model_config = SettingsConfigDict(env_prefix="MAMBA_API_", frozen=True, extra="ignore")
+    # hide_input_in_errors: a rejected API key must not be echoed into logs
+    model_config = SettingsConfigDict(
+        env_prefix="MAMBA_API_", frozen=True, extra="ignore", hide_input_in_errors=True
+    )
 
     models_dir: Path = Field(DEFAULT_ROOT, description="registry root with weights/ metadata/")
     offline: bool | None = Field(

@@ -84,6 +84,13 @@ def test_invalid_settings_fail_at_start_up(bad: dict) -> None:
         Settings(**bad)
 
 
+def test_a_rejected_api_key_is_not_echoed() -> None:
+    with pytest.raises(ValidationError) as rejected:
+        Settings(api_key="tooshort-secret")
+    assert "tooshort-secret" not in str(rejected.value)
+    assert "at least 16 characters" in str(rejected.value)
+
+
 def test_settings_come_from_the_environment(
     monkeypatch: pytest.MonkeyPatch, tmp_path, api_key: str
 ) -> None:

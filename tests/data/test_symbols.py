@@ -43,6 +43,8 @@ def test_valid_symbols_are_normalised(raw: str, expected: str) -> None:
         "-=",
         "$AAPL",
         "ÄPPL",
+        "maß",  # upper() makes it "MASS": still rejected
+        "ﬁ",  # the ligature upper-cases to "FI"
         "AAPL;rm",
     ],
 )

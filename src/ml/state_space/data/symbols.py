@@ -25,9 +25,11 @@ def validate_symbol(symbol: str) -> str:
         raise InvalidSymbolError(
             f"symbol must be a string, got {type(symbol).__name__}: {symbol!r}"
         )
-    normalised = symbol.strip().upper()
+    stripped = symbol.strip()
+    normalised = stripped.upper()
     if (
-        not SYMBOL_PATTERN.fullmatch(normalised)
+        not stripped.isascii()  # upper() would turn "ß" into "SS" and let it through
+        or not SYMBOL_PATTERN.fullmatch(normalised)
         or normalised.startswith(".")
         or not any(ch.isalnum() for ch in normalised)
     ):
