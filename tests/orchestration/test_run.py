@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import psutil
 import pytest
 
 import ml.state_space.orchestration.run as orchestrate
@@ -149,8 +150,8 @@ def test_dask_scheduler_trains_and_client_writes_artifacts(tmp_path, dask_cluste
     assert not (models / "checkpoints").exists()  # workers kept their scratch state locally
 
 
-def test_ctrl_c_stops_cleanly_and_keeps_finished_models(tmp_path):
-    models = tmp_path / "models"
+def _train_until_first_model(models: Path) -> subprocess.Popen:
+    """Start a 2-symbol, 1-worker run that would take long, return once a model exists."""
     args = ["--symbols", "AAPL,MSFT", "--parallel", "1", "--models-dir", str(models), *TINY_FLAGS]
     args[args.index("--epochs") + 1] = "200"
     args[args.index("--days") + 1] = "3000"
@@ -162,9 +163,28 @@ def test_ctrl_c_stops_cleanly_and_keeps_finished_models(tmp_path):
         start_new_session=True,
     )
     deadline = time.monotonic() + 240
-    while not (models / "metadata").exists() or not any((models / "metadata").iterdir()):
+    while not ModelRegistry(models).symbols():  # a complete model, not a temporary file
         assert process.poll() is None and time.monotonic() < deadline, "first model never finished"
+        time.sleep(0.1)
+    return process
+
+
+def _assert_gone(pids: list[int], timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    alive = pids
+    while alive and time.monotonic() < deadline:
+        alive = [
+            pid
+            for pid in alive
+            if psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+        ]
         time.sleep(0.2)
+    assert not alive, f"orphaned worker processes: {alive}"
+
+
+def test_ctrl_c_stops_cleanly_and_keeps_finished_models(tmp_path):
+    models = tmp_path / "models"
+    process = _train_until_first_model(models)
     os.killpg(process.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stderr[-2000:]
@@ -175,3 +195,26 @@ def test_ctrl_c_stops_cleanly_and_keeps_finished_models(tmp_path):
     finished = ModelRegistry(models).symbols()
     assert len(finished) == 1 and statuses[finished[0]] == "trained"
     assert "cancelled" in statuses.values()
+
+
+def test_sigterm_stops_like_ctrl_c_and_leaves_no_worker_behind(tmp_path):
+    models = tmp_path / "models"
+    process = _train_until_first_model(models)
+    workers = [child.pid for child in psutil.Process(process.pid).children(recursive=True)]
+    process.send_signal(signal.SIGTERM)  # the parent only, as timeout/systemd/k8s do
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 143, stderr[-2000:]
+    [run_file] = (models / "runs").glob("*.json")
+    run = json.loads(run_file.read_text())
+    assert run["interrupted"] is True and run["exit_code"] == 143
+    assert len(ModelRegistry(models).symbols()) == 1
+    _assert_gone(workers)
+
+
+def test_workers_exit_when_the_parent_is_killed(tmp_path):
+    process = _train_until_first_model(tmp_path / "models")
+    workers = [child.pid for child in psutil.Process(process.pid).children(recursive=True)]
+    assert workers
+    process.kill()  # kill -9: no handler runs in the parent
+    process.communicate(timeout=60)
+    _assert_gone(workers)

@@ -10,10 +10,13 @@ failure never stops the others.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import multiprocessing
 import os
 import queue
+import signal
+import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -26,7 +29,12 @@ import pandas as pd
 
 from ml.state_space.data.quality import DataQualityError
 from ml.state_space.data.sources import DataUnavailableError, load_history
-from ml.state_space.orchestration.worker import TrainJob, ignore_sigint, init_worker, run_job
+from ml.state_space.orchestration.worker import (
+    TrainJob,
+    init_helper_process,
+    init_worker,
+    run_job,
+)
 from ml.state_space.registry import ModelRegistry
 from ml.state_space.training.config import TrainingConfig
 from ml.state_space.training.trainer import TrainingResult
@@ -74,10 +82,14 @@ class RunSummary:
     outcomes: list[SymbolOutcome]
     run_path: str = ""
     interrupted: bool = False
+    stop_signal: int = signal.SIGINT  # what interrupted the run, when it was
 
     @property
     def exit_code(self) -> int:
-        return 130 if self.interrupted else (0 if all(o.ok for o in self.outcomes) else 1)
+        """128 + the stopping signal (130 Ctrl-C, 143 SIGTERM); else 0 if all went well."""
+        if self.interrupted:
+            return 128 + self.stop_signal
+        return 0 if all(o.ok for o in self.outcomes) else 1
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "exit_code": self.exit_code}
@@ -145,13 +157,17 @@ class TrainingRun:
         """Fetch, train and persist every symbol; always writes the run summary."""
         started, started_at = time.perf_counter(), datetime.now(UTC).isoformat(timespec="seconds")
         outcomes: dict[str, SymbolOutcome] = {}
-        interrupted = False
+        interrupted, stop_signal = False, signal.SIGINT
+        terminated = _cancel_on_sigterm()
         try:
             jobs = await self._prepare(symbols, outcomes)
             await self._train(jobs, outcomes)
         except (asyncio.CancelledError, KeyboardInterrupt):
             interrupted = True
+            stop_signal = signal.SIGTERM if terminated.is_set() else signal.SIGINT
             logger.warning("interrupted: keeping the %d finished models", _count_trained(outcomes))
+        finally:
+            _restore_sigterm()
         for symbol in symbols:
             outcomes.setdefault(symbol, SymbolOutcome(symbol, "cancelled", "run interrupted"))
         summary = RunSummary(
@@ -164,6 +180,7 @@ class TrainingRun:
             outcomes=[outcomes[s] for s in symbols],
             run_path=str(self.registry.run_path(self.run_id)),
             interrupted=interrupted,
+            stop_signal=int(stop_signal),
         )
         self.registry.save_run(self.run_id, summary.to_dict())
         return summary
@@ -216,7 +233,7 @@ class TrainingRun:
     ) -> None:
         context = multiprocessing.get_context("spawn")
         manager = SyncManager(ctx=context)
-        manager.start(ignore_sigint)
+        manager.start(init_helper_process)
         events = manager.Queue()
         pump = asyncio.create_task(self._pump_progress(events))
         workers = min(local_workers(self.parallel), len(jobs))
@@ -315,6 +332,31 @@ def _failure(symbol: str, error: BaseException, seconds: float) -> SymbolOutcome
     status = "bad_data" if isinstance(error, DataQualityError) else "failed"
     logger.error("%s failed: %s: %s", symbol, type(error).__name__, error)
     return SymbolOutcome(symbol, status, f"{type(error).__name__}: {error}", seconds)
+
+
+def _cancel_on_sigterm() -> threading.Event:
+    """Make SIGTERM (``timeout``, systemd, Kubernetes) stop the run like Ctrl-C: the
+    running task is cancelled, workers are stopped, finished models and the summary are
+    kept. The returned event tells whether SIGTERM was the cause."""
+    terminated = threading.Event()
+    task = asyncio.current_task()
+    loop = asyncio.get_running_loop()
+
+    def on_sigterm() -> None:
+        terminated.set()
+        if task is not None:
+            task.cancel()
+
+    try:
+        loop.add_signal_handler(signal.SIGTERM, on_sigterm)
+    except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, Windows
+        logger.debug("SIGTERM handler not installed")
+    return terminated
+
+
+def _restore_sigterm() -> None:
+    with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+        asyncio.get_running_loop().remove_signal_handler(signal.SIGTERM)
 
 
 def _terminate_workers(pool: ProcessPoolExecutor) -> None:

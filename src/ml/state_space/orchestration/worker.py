@@ -12,6 +12,8 @@ import os
 import shutil
 import signal
 import tempfile
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -59,10 +61,30 @@ def native_stderr_silenced() -> Iterator[None]:
         os.close(saved)
 
 
+def exit_with_parent(poll_seconds: float = 1.0) -> None:
+    """End this worker when its parent dies, however it died (even ``kill -9``): a
+    daemon thread watches the parent pid. No orphan keeps its ~1 GB after the run."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll_seconds)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
+def init_helper_process() -> None:
+    """Initializer of the run's helper processes (the progress queue's manager): the
+    parent handles Ctrl-C, and the helper ends with the parent."""
+    ignore_sigint()
+    exit_with_parent()
+
+
 def init_worker(threads: int, progress_queue: Any) -> None:
     """Runs once in each spawned worker: cap TensorFlow's threads, remember the queue."""
     global _progress_queue
-    ignore_sigint()
+    init_helper_process()
     _progress_queue = progress_queue
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # no INFO lines from TensorFlow's C++
     with native_stderr_silenced():
