@@ -9,6 +9,10 @@ Example:
     python scripts/backtest.py --models mamba,rw --years 2015-2017 --out reports/vol \\
         --set target_scaling=volatility
     python scripts/compare_backtests.py reports/global reports/vol --models mamba
+
+``--monotone-bands`` also scores each variant with its bands widened so that none is
+narrower than a shorter horizon's (what the neural forecasters now do at prediction),
+from the saved forecasts, without refitting.
 """
 
 from __future__ import annotations
@@ -17,9 +21,12 @@ import argparse
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from ml.state_space.evaluation.report import FORECASTS_FILE, score_backtest, summary_table
+from ml.state_space.evaluation.scoring import quantile_column, quantile_levels
+from ml.state_space.models.postprocess import monotone_bands
 
 KEYS = ["symbol", "fold", "origin_date", "horizon"]
 
@@ -42,12 +49,40 @@ def load_variants(runs: list[Path], models: set[str] | None) -> pd.DataFrame:
     return combined[shared].reset_index(drop=True)
 
 
+def with_monotone_bands(forecasts: pd.DataFrame) -> pd.DataFrame:
+    """A copy of every non-``rw`` variant, named ``<variant>+monotone``, its bands widened
+    by :func:`monotone_bands` per window (the horizons one origin forecast)."""
+    variants = forecasts[forecasts["model"] != "rw"]
+    levels = quantile_levels(forecasts.columns)
+    columns = [quantile_column(level) for level in levels]
+    wide = variants.pivot_table(
+        index=["model", "symbol", "fold", "origin_date"], columns="horizon", values=columns
+    )
+    horizons = sorted(variants["horizon"].unique())
+    cube = np.stack([wide[column].reindex(columns=horizons).to_numpy() for column in columns], -1)
+    widened = monotone_bands(cube, levels, horizons)  # (windows, H, Q)
+    frames = {
+        column: pd.DataFrame(widened[:, :, q], index=wide.index, columns=horizons)
+        .stack()
+        .rename(column)
+        for q, column in enumerate(columns)
+    }
+    keys = ["model", "symbol", "fold", "origin_date", "horizon"]
+    replaced = variants.drop(columns=columns).join(pd.concat(frames, axis=1), on=keys)
+    return pd.concat(
+        [forecasts, replaced.assign(model=replaced["model"] + "+monotone")], ignore_index=True
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
     parser.add_argument("runs", nargs="+", type=Path, help="backtest output directories")
     parser.add_argument("--models", help="comma list of models to compare (default: all)")
+    parser.add_argument(
+        "--monotone-bands", action="store_true", help="also score each variant's widened bands"
+    )
     args = parser.parse_args(argv)
     missing = [str(run) for run in args.runs if not (run / FORECASTS_FILE).is_file()]
     if missing:
@@ -58,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     if forecasts.empty or "rw" not in set(forecasts["model"]):
         print("error: the runs share no window with a random-walk forecast", file=sys.stderr)
         return 1
+    if args.monotone_bands:
+        forecasts = with_monotone_bands(forecasts)
     report = score_backtest(forecasts)
     for horizon, table in report.summary.groupby("horizon", sort=True):
         print(f"\n## h = {horizon} trading days\n")

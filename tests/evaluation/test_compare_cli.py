@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from scripts.compare_backtests import load_variants, main
+from scripts.compare_backtests import load_variants, main, with_monotone_bands
 
 
 def _run(path, models, dates, seed):
@@ -44,3 +44,32 @@ def test_variants_are_renamed_and_restricted_to_shared_windows(tmp_path, capsys)
     printed = capsys.readouterr().out
     assert "| vol/mamba | 3 |" in printed and "| global/mamba | 3 |" in printed
     assert main([str(first), str(tmp_path / "nothing")]) == 2
+
+
+def test_monotone_bands_variant_widens_only_the_narrower_longer_horizon():
+    dates = pd.bdate_range("2020-01-01", periods=3)
+    rows = []
+    for horizon, half_width in ((1, 0.02), (5, 0.01)):  # the 5-day band is too narrow
+        rows.append(
+            pd.DataFrame(
+                {
+                    "model": ["mamba"] * 3 + ["rw"] * 3,
+                    "symbol": "AAA",
+                    "fold": 2020,
+                    "origin_date": list(dates) * 2,
+                    "horizon": horizon,
+                    "q0.1": -half_width,
+                    "q0.5": 0.001,
+                    "q0.9": half_width,
+                    "actual": 0.0,
+                }
+            )
+        )
+    forecasts = pd.concat(rows, ignore_index=True)
+    scored = with_monotone_bands(forecasts)
+    assert set(scored["model"]) == {"mamba", "rw", "mamba+monotone"}
+    widened = scored[scored["model"] == "mamba+monotone"].set_index(["origin_date", "horizon"])
+    assert len(widened) == 6
+    np.testing.assert_allclose(widened.xs(5, level="horizon")["q0.9"], 0.02)
+    np.testing.assert_allclose(widened.xs(5, level="horizon")["q0.1"], -0.02)
+    np.testing.assert_allclose(widened.xs(1, level="horizon")["q0.9"], 0.02)

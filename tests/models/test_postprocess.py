@@ -7,7 +7,7 @@ import pytest
 from scipy.stats import norm
 
 from ml.state_space.models import postprocess
-from ml.state_space.models.postprocess import QuantileCorrection, fit_correction
+from ml.state_space.models.postprocess import QuantileCorrection, fit_correction, monotone_bands
 
 LEVELS = (0.1, 0.5, 0.9)
 Z = norm.ppf(LEVELS)
@@ -69,3 +69,23 @@ def test_a_blend_that_is_not_significantly_better_falls_back_to_the_random_walk(
     monkeypatch.setattr(postprocess, "BLEND_ALPHA", 1.0)  # without the significance gate
     ungated = fit_correction(weak, y, LEVELS, (1, 5), blend=True, calibrate=False)
     assert min(ungated.blend_weight) > 0
+
+
+def test_monotone_bands_widen_a_band_narrower_than_a_shorter_horizons():
+    # horizons given out of order: 10 (narrow), 1, 5 (wide)
+    quantiles = np.array([[[-0.01, 0.0, 0.01], [-0.02, 0.001, 0.01], [-0.03, 0.002, 0.05]]])
+    widened = monotone_bands(quantiles, LEVELS, (10, 1, 5))
+    np.testing.assert_allclose(widened[0, 1], quantiles[0, 1])  # h1: nothing shorter
+    np.testing.assert_allclose(widened[0, 2], quantiles[0, 2])  # h5 already wider
+    np.testing.assert_allclose(widened[0, 0], [-0.032, 0.0, 0.048])  # h10: h5's distances
+    assert np.all(widened[..., 1] == quantiles[..., 1])  # medians untouched
+
+
+def test_monotone_bands_keep_coherent_bands_and_missing_horizons():
+    rng = np.random.default_rng(0)
+    sigma = np.sqrt(np.array([1, 5, 10, 30]))[None, :, None]
+    coherent = rng.normal(0, 0.01, (50, 4, 1)) + sigma * Z * 0.01
+    np.testing.assert_allclose(monotone_bands(coherent, LEVELS, (1, 5, 10, 30)), coherent)
+    coherent[:, 3] = np.nan  # a horizon past the data
+    widened = monotone_bands(coherent, LEVELS, (1, 5, 10, 30))
+    assert np.isnan(widened[:, 3]).all() and not np.isnan(widened[:, :3]).any()

@@ -6,8 +6,10 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import psutil
@@ -150,6 +152,12 @@ def test_dask_scheduler_trains_and_client_writes_artifacts(tmp_path, dask_cluste
     assert not (models / "checkpoints").exists()  # workers kept their scratch state locally
 
 
+def _foreground_sigint() -> None:
+    """Give the child the default SIGINT handling of a terminal's foreground job: under a
+    non-interactive shell's ``&`` (as in CI) SIGINT is inherited as ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _train_until_first_model(models: Path) -> subprocess.Popen:
     """Start a 2-symbol, 1-worker run that would take long, return once a model exists."""
     args = ["--symbols", "AAPL,MSFT", "--parallel", "1", "--models-dir", str(models), *TINY_FLAGS]
@@ -161,6 +169,7 @@ def _train_until_first_model(models: Path) -> subprocess.Popen:
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
+        preexec_fn=_foreground_sigint,
     )
     deadline = time.monotonic() + 240
     while not ModelRegistry(models).symbols():  # a complete model, not a temporary file
@@ -218,3 +227,55 @@ def test_workers_exit_when_the_parent_is_killed(tmp_path):
     process.kill()  # kill -9: no handler runs in the parent
     process.communicate(timeout=60)
     _assert_gone(workers)
+
+
+class _SlowRegistry:
+    """Saves block until released, so a test can interrupt a run mid-save."""
+
+    def __init__(self, error: OSError | None = None) -> None:
+        self.release, self.saved, self.error = threading.Event(), [], error
+
+    def save(self, symbol, model_bytes, metadata, metrics) -> None:
+        self.release.wait(10)
+        if self.error:
+            raise self.error
+        self.saved.append(symbol)
+
+
+def _finished_result(symbol: str) -> SimpleNamespace:
+    metrics = {
+        "best_epoch": 1,
+        "epochs": [{"epoch": 1, "val_loss": 0.5}],
+        "stop_reason": "early_stopping",
+        "training_seconds": 2.0,
+        "test": {"h1": {"skill_vs_random_walk": 0.01}},
+    }
+    return SimpleNamespace(
+        symbol=symbol, model_bytes=b"", metadata={"version": "v1"}, metrics=metrics
+    )
+
+
+def test_an_interrupted_save_completes_and_is_recorded():
+    async def interrupt_mid_save() -> tuple[dict, _SlowRegistry]:
+        registry, outcomes = _SlowRegistry(), {}
+        run = TrainingRun(registry, tiny_training_config())
+        task = asyncio.create_task(run._record("AAPL", _finished_result("AAPL"), 2.0, outcomes))
+        await asyncio.sleep(0.05)  # the save is now running in its thread
+        task.cancel()
+        registry.release.set()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return outcomes, registry
+
+    outcomes, registry = asyncio.run(interrupt_mid_save())
+    assert registry.saved == ["AAPL"]
+    assert outcomes["AAPL"].status == "trained" and outcomes["AAPL"].version == "v1"
+
+
+def test_a_failed_save_fails_that_symbol_only():
+    registry, outcomes = _SlowRegistry(OSError(28, "No space left on device")), {}
+    registry.release.set()
+    run = TrainingRun(registry, tiny_training_config())
+    asyncio.run(run._record("AAPL", _finished_result("AAPL"), 2.0, outcomes))
+    assert outcomes["AAPL"].status == "failed"
+    assert "No space left" in outcomes["AAPL"].reason

@@ -49,7 +49,11 @@ from ml.state_space.models.base import (
 )
 from ml.state_space.models.card import DataWindow, FeatureSpec, ModelCard, WindowSpan
 from ml.state_space.models.mamba.model import MambaConfig
-from ml.state_space.models.postprocess import QuantileCorrection, fit_correction
+from ml.state_space.models.postprocess import (
+    QuantileCorrection,
+    fit_correction,
+    monotone_bands,
+)
 from ml.state_space.training.compiled import NETWORKS, copy_variables
 from ml.state_space.training.config import TrainingConfig
 from ml.state_space.training.loop import EpochCallback, fit_network
@@ -195,10 +199,10 @@ class NeuralForecaster:
         steps = np.arange(-self.config.model.seq_len + 1, 1)
         windows = normalised[last_rows[:, None] + steps]  # (n, L, F)
         quantiles = self._network_returns(windows, prices, positions)
-        if self.correction is None:
-            return quantiles
-        scale = horizon_volatility(prices, positions, self.horizons)[:, :, None]
-        return self.correction.apply(quantiles / scale, self.quantiles) * scale
+        if self.correction is not None:
+            scale = horizon_volatility(prices, positions, self.horizons)[:, :, None]
+            quantiles = self.correction.apply(quantiles / scale, self.quantiles) * scale
+        return monotone_bands(quantiles, self.quantiles, self.horizons)
 
     def _network_returns(
         self, windows: np.ndarray, prices: pd.DataFrame, positions: np.ndarray

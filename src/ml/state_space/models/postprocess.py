@@ -12,7 +12,8 @@ Both work in units of the random walk's h-day standard deviation ``sigma_60(t) *
   own level on validation (conformalised quantiles). The median is left alone: it is
   judged against "no change", and a shift would carry the validation block's drift.
 
-Quantiles are sorted after the corrections, so they never cross.
+Quantiles are sorted after the corrections, so they never cross, and
+:func:`monotone_bands` keeps every band at least as wide as a shorter horizon's.
 """
 
 from __future__ import annotations
@@ -104,3 +105,23 @@ def fit_correction(
         weights.append(weight)
         shifts.append(tuple(float(s) for s in shift))
     return QuantileCorrection(tuple(weights), tuple(shifts))
+
+
+def monotone_bands(
+    quantiles: np.ndarray, levels: Sequence[float], horizons: Sequence[int]
+) -> np.ndarray:
+    """(n, H, Q) quantiles -> each quantile's distance from the median made non-decreasing
+    in the horizon, so no band is narrower than a shorter horizon's.
+
+    The uncertainty of an h-day return cannot shrink as h grows; a network's heads do
+    not know that. NaN entries (a horizon without a forecast) are carried over.
+    """
+    levels_arr = np.asarray(levels, dtype=np.float64)
+    middle = int(np.argmin(np.abs(levels_arr - 0.5)))  # the point forecast's column
+    order = np.argsort(horizons)
+    ordered = quantiles[:, order, :]
+    median = ordered[:, :, middle][:, :, None]
+    widest = np.fmax.accumulate(np.abs(ordered - median), axis=1)
+    side = np.sign(levels_arr - levels_arr[middle])[None, None, :]
+    widened = np.where(np.isnan(ordered), np.nan, median + side * widest)
+    return widened[:, np.argsort(order), :]

@@ -224,7 +224,7 @@ class TrainingRun:
             for job in jobs:
                 self._notify_queued(job.symbol)
             async for job, result, seconds in run_on_dask(self.scheduler, jobs, run_job):
-                outcomes[job.symbol] = await self._record(job.symbol, result, seconds)
+                await self._record(job.symbol, result, seconds, outcomes)
             return
         await self._train_locally(jobs, outcomes)
 
@@ -274,26 +274,47 @@ class TrainingRun:
             raise
         except Exception as error:  # one symbol's failure must not stop the others
             result = error
-        outcomes[job.symbol] = await self._record(job.symbol, result, time.perf_counter() - started)
+        await self._record(job.symbol, result, time.perf_counter() - started, outcomes)
 
     async def _record(
-        self, symbol: str, result: TrainingResult | BaseException, seconds: float
-    ) -> SymbolOutcome:
-        """Persist a finished model (atomically, off the loop), or log the failure."""
+        self,
+        symbol: str,
+        result: TrainingResult | BaseException,
+        seconds: float,
+        outcomes: dict[str, SymbolOutcome],
+    ) -> None:
+        """Persist a finished model (atomically, off the loop) and record its outcome.
+
+        A save already under way when the run is interrupted is finished and recorded
+        before the interruption propagates: a model on disk is always in the summary.
+        """
         if isinstance(result, BaseException):
-            outcome = _failure(symbol, result, seconds)
-        else:
-            await asyncio.to_thread(
+            self._finish(_failure(symbol, result, seconds), outcomes)
+            return
+        saving = asyncio.ensure_future(
+            asyncio.to_thread(
                 self.registry.save,
                 result.symbol,
                 result.model_bytes,
                 result.metadata,
                 result.metrics,
             )
-            outcome = outcome_from_result(result)
+        )
+        try:
+            await asyncio.shield(saving)
+        except asyncio.CancelledError:
+            await saving
+            self._finish(outcome_from_result(result), outcomes)
+            raise
+        except OSError as error:  # a full disk fails this symbol, not the run
+            self._finish(_failure(symbol, error, seconds), outcomes)
+            return
+        self._finish(outcome_from_result(result), outcomes)
+
+    def _finish(self, outcome: SymbolOutcome, outcomes: dict[str, SymbolOutcome]) -> None:
+        outcomes[outcome.symbol] = outcome
         if self.progress:
             self.progress.finished(outcome)
-        return outcome
 
     def _notify_queued(self, symbol: str) -> None:
         if self.progress:
