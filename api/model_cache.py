@@ -20,7 +20,7 @@ from typing import Any
 
 from api.metrics import ApiMetrics
 from ml.state_space.data.symbols import validate_symbol
-from ml.state_space.forecast import ServedModel
+from ml.state_space.forecast import ServedModel, UnskilledPolicy
 from ml.state_space.registry import ModelNotFoundError, ModelRegistry
 
 logger = logging.getLogger(__name__)
@@ -41,10 +41,17 @@ class LoadedModel:
 class ModelCache:
     """Thread-safe, size-bounded, reload-on-change cache of :class:`ServedModel` objects."""
 
-    def __init__(self, registry: ModelRegistry, max_size: int, metrics: ApiMetrics) -> None:
+    def __init__(
+        self,
+        registry: ModelRegistry,
+        max_size: int,
+        metrics: ApiMetrics,
+        unskilled: UnskilledPolicy = "blend",
+    ) -> None:
         if max_size < 1:
             raise ValueError(f"max_size must be >= 1, got {max_size!r}")
         self.registry = registry
+        self.unskilled = unskilled
         self.max_size = max_size
         self.metrics = metrics
         self._entries: OrderedDict[str, LoadedModel] = OrderedDict()
@@ -116,7 +123,7 @@ class ModelCache:
             test_skill = self._test_skill(symbol, artifacts.metadata)
             with _KERAS_LOCK:
                 forecaster = ServedModel.from_artifacts(
-                    artifacts, test_skill, self.registry.load_backtest()
+                    artifacts, test_skill, self.registry.load_backtest(), self.unskilled
                 )
         except Exception:
             self.metrics.model_loads.labels("error").inc()

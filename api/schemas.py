@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from itertools import pairwise
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -73,6 +73,14 @@ class HorizonOut(BaseModel):
         "walk's volatility band (fitted on validation; 0 = no demonstrated skill, the "
         "baseline is served); null when the model has no blend",
     )
+    serves: Literal["model", "blend", "baseline"] = Field(
+        description="what these quantiles are: the network, its blend with the random walk's "
+        "band, or that band alone (MAMBA_API_UNSKILLED_FORECAST chooses for horizons "
+        "without demonstrated skill)"
+    )
+    warning: str | None = Field(
+        default=None, description="set when a forecast without demonstrated skill is served"
+    )
 
     @classmethod
     def from_horizon(cls, horizon: HorizonForecast) -> HorizonOut:
@@ -92,6 +100,8 @@ class HorizonOut(BaseModel):
             test_skill_vs_random_walk=horizon.test_skill_vs_random_walk,
             backtest=BacktestFigures.from_figures(horizon.backtest, horizon.backtest_years),
             model_weight=horizon.model_weight,
+            serves=horizon.serves,
+            warning=horizon.warning,
         )
 
 

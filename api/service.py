@@ -110,7 +110,9 @@ class PredictionService:
         self.settings = settings
         self.metrics = metrics
         self.registry = ModelRegistry(settings.models_dir)
-        self.models = ModelCache(self.registry, settings.model_cache_size, metrics)
+        self.models = ModelCache(
+            self.registry, settings.model_cache_size, metrics, settings.unskilled_forecast
+        )
         self.history = HistoryCache(
             settings.history_ttl_s, settings.offline, settings.cache_dir, metrics
         )

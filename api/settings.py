@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -33,6 +34,12 @@ class Settings(BaseSettings):
     )
     compute_threads: int = Field(
         1, ge=1, le=64, description="forecasts computed at once; others queue (see PERFORMANCE)"
+    )
+    unskilled_forecast: Literal["blend", "baseline", "model"] = Field(
+        "blend",
+        description="what a horizon whose network has not beaten the baseline serves: the "
+        "forecast as trained and backtested (blend), the random walk's band (baseline), or "
+        "the network alone with a warning (model)",
     )
     max_batch: int = Field(20, ge=1, le=MAX_BATCH_LIMIT, description="symbols per POST /predict")
     log_level: str = Field("INFO", description="level of the api.* and ml.* loggers")

@@ -52,7 +52,9 @@ def _backtest(
     published: dict[str, Any] | None, metadata: dict[str, Any]
 ) -> dict[str, BacktestFigures] | None:
     """The published walk-forward figures of this model's family and symbol, per horizon."""
-    figures, years = published_backtest(published, metadata.get("family", ""), metadata["symbol"])
+    figures, years = published_backtest(
+        published, metadata.get("family", ""), metadata["symbol"], metadata.get("config", {})
+    )
     if not figures:
         return None
     return {key: BacktestFigures.from_figures(f, years) for key, f in figures.items()}

@@ -18,13 +18,16 @@ FIGURES = {
 }
 
 
-def publish(registry, model: str = "mamba") -> None:
+def publish(registry, model: str = "mamba", **training_changes) -> None:
+    """Publish figures for AAPL from a backtest of the served model's configuration."""
+    training = {**registry.load_metadata("AAPL")["config"], "seed": 7, **training_changes}
     registry.save_backtest(
         {
             "model": model,
             "baseline": "rw",
             "years": [2018, 2022],
-            "seeds": [42],
+            "seeds": [7, 8],
+            "training": training,
             "command": "python scripts/backtest.py",
             "symbols": {"AAPL": {f"h{h}": FIGURES for h in (1, 5, 10, 30)}},
         }
@@ -52,6 +55,20 @@ def test_published_figures_reach_predict_and_model_detail(registry, make_app):
     assert all(h["backtest"] is None for h in other)  # no figures for ^GSPC
 
 
+@pytest.mark.parametrize("changes", [{"epochs": 3}, {"training": None}])
+def test_figures_of_another_training_configuration_are_withheld(registry, make_app, changes):
+    if "training" in changes:  # a file written before configurations were recorded
+        publish(registry)
+        published = registry.load_backtest()
+        registry.save_backtest({k: v for k, v in published.items() if k != "training"})
+    else:
+        publish(registry, **changes)
+    with TestClient(make_app()) as client:
+        horizons = client.get("/predict/AAPL").json()["horizons"]
+        detail = client.get("/models/AAPL").json()["backtest"]
+    assert all(h["backtest"] is None for h in horizons) and detail is None
+
+
 @pytest.mark.parametrize("content", ["lstm", "{not json"])
 def test_another_familys_or_a_broken_file_shows_no_figures(registry, make_app, content):
     if content == "lstm":
@@ -69,3 +86,45 @@ def test_each_horizon_says_how_much_of_the_network_it_serves(client: TestClient,
     expected = correction["blend_weight"] if correction else [None] * 4
     served = [h["model_weight"] for h in client.get("/predict/AAPL").json()["horizons"]]
     assert served == expected
+
+
+def test_by_default_each_horizon_serves_what_was_trained_and_says_what_it_is(client, registry):
+    correction = registry.load_metadata("AAPL").get("correction")
+    weights = correction["blend_weight"] if correction else [1.0] * 4
+    expected = ["baseline" if w == 0 else "model" if w == 1 else "blend" for w in weights]
+    horizons = client.get("/predict/AAPL").json()["horizons"]
+    assert [h["serves"] for h in horizons] == expected
+    assert all(h["warning"] is None for h in horizons)
+
+
+def test_horizons_without_backtest_skill_can_serve_the_baseline(registry, make_app):
+    publish(registry)  # AAPL: beats_baseline false at every horizon
+    with TestClient(make_app(unskilled_forecast="baseline")) as client:
+        body = client.get("/predict/AAPL").json()
+    for horizon in body["horizons"]:
+        band = horizon["log_return"]
+        assert horizon["serves"] == "baseline" and horizon["warning"] is None
+        assert band["0.5"] == 0.0 and band["0.1"] == pytest.approx(-band["0.9"])
+        assert horizon["point_forecast"] == pytest.approx(body["last_close"])  # no change
+
+
+def test_horizons_without_backtest_skill_can_serve_the_network_with_a_warning(registry, make_app):
+    publish(registry)
+    with TestClient(make_app(unskilled_forecast="model")) as client:
+        body = client.get("/predict/AAPL").json()
+        gspc = client.get("/predict/%5EGSPC").json()["horizons"]
+    for horizon in body["horizons"]:
+        assert horizon["serves"] == "model"
+        assert (
+            "did not beat the baseline in the walk-forward backtest 2018-2022"
+            in (horizon["warning"])
+        )
+    assert any(h["log_return"]["0.5"] != 0.0 for h in body["horizons"])
+    gspc_weights = (registry.load_metadata("^GSPC").get("correction") or {}).get("blend_weight")
+    for horizon, weight in zip(gspc, gspc_weights or [None] * 4, strict=True):
+        assert (horizon["warning"] is not None) == (weight == 0.0)  # validation evidence only
+
+
+def test_an_unknown_unskilled_policy_is_refused_at_start_up(make_app):
+    with pytest.raises(ValueError, match="unskilled_forecast"):
+        make_app(unskilled_forecast="always")

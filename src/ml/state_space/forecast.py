@@ -4,21 +4,30 @@ A :class:`ServedModel` wraps the :class:`~ml.state_space.models.neural.NeuralFor
 rebuilt from a registry version (network bytes + model card) and the test skill per
 horizon, so callers can see how far to trust each forecast. Features, normalisation,
 inference and target dates are the pipeline's own: serving cannot drift from training.
+
+Where the network has not shown skill (its published walk-forward backtest says it does
+not beat the baseline or, without one, its validation blend gave it no weight), the
+``unskilled`` policy decides what a horizon serves: ``blend`` (default) the forecast as
+trained and backtested, ``baseline`` the random walk's volatility band, ``model`` the
+network alone, with a warning.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
 
 from ml.state_space.models.card import ModelCard
-from ml.state_space.models.neural import NeuralForecaster
+from ml.state_space.models.neural import NeuralForecaster, Variant
 from ml.state_space.registry import ModelArtifacts
+from ml.state_space.training.config import TrainingConfig
 
 logger = logging.getLogger(__name__)
+
+UnskilledPolicy = Literal["blend", "baseline", "model"]
 
 
 @dataclass(frozen=True)
@@ -31,6 +40,8 @@ class HorizonForecast:
     backtest: dict[str, Any] | None = None
     backtest_years: list[int] | None = None
     model_weight: float | None = None  # network's share after the validation blend
+    serves: str = "model"  # model | blend | baseline
+    warning: str | None = None
 
 
 @dataclass(frozen=True)
@@ -45,14 +56,34 @@ class Forecast:
 
 
 def published_backtest(
-    backtest: dict[str, Any] | None, family: str, symbol: str
+    backtest: dict[str, Any] | None, family: str, symbol: str, config: dict[str, Any]
 ) -> tuple[dict[str, Any], list[int] | None]:
     """``(figures per "h<horizon>", [first, last] test year)`` that a published backtest
-    file holds for this model family and symbol; ``({}, None)`` when it holds none."""
+    file holds for this model family, symbol and training configuration (``config``, the
+    model card's); ``({}, None)`` when it holds none: figures of another configuration
+    would describe another model."""
     if not backtest or backtest.get("model") != family:
         return {}, None
     figures = backtest.get("symbols", {}).get(symbol, {})
+    if figures and not same_training(backtest.get("training"), config):
+        logger.warning(
+            "%s: the published backtest (%s) trained another configuration than this model; "
+            "its figures are withheld until a backtest of this configuration is published",
+            symbol,
+            backtest.get("command"),
+        )
+        return {}, None
     return figures, (backtest.get("years") if figures else None)
+
+
+def same_training(published: dict[str, Any] | None, config: dict[str, Any]) -> bool:
+    """Whether two training configurations fit the same model, seeds aside."""
+    try:
+        first, second = (TrainingConfig.from_dict(c).to_dict() for c in (published, config))
+    except (TypeError, ValueError, AttributeError):  # absent (older files) or malformed
+        return False
+    first.pop("seed"), second.pop("seed")
+    return first == second
 
 
 class ServedModel:
@@ -63,20 +94,42 @@ class ServedModel:
         model: NeuralForecaster,
         test_skill: dict[str, Any],
         backtest: dict[str, Any] | None = None,
+        unskilled: UnskilledPolicy = "blend",
     ) -> None:
-        """``backtest``: the published backtest file's content (all symbols), or ``None``."""
+        """``backtest``: the published backtest file's content (all symbols), or ``None``;
+        ``unskilled``: what a horizon without demonstrated skill serves (module doc)."""
         self.model = model
         self.card: ModelCard = model.card
         self.test_skill = test_skill
         self.backtest, self.backtest_years = published_backtest(
-            backtest, self.card.family, self.card.symbol
+            backtest, self.card.family, self.card.symbol, self.card.config
         )
         self.price_columns = ["close", *self.card.features.price_columns]
-        correction = model.correction
-        self.model_weights: dict[int, float] = (
-            dict(zip(model.horizons, correction.blend_weight, strict=True)) if correction else {}
-        )
+        self.model_weights = model.model_weights()
+        self.variants: dict[int, Variant] = {}
+        self.warnings: dict[int, str] = {}
+        if unskilled != "blend":
+            for horizon in model.horizons:
+                reason = self.missing_skill(horizon)
+                if reason is None:
+                    continue
+                self.variants[horizon] = unskilled
+                if unskilled == "model":
+                    self.warnings[horizon] = f"the network alone, though {reason}"
         model.warm_up()  # compile inference now, not on the first request
+
+    def missing_skill(self, horizon: int) -> str | None:
+        """Why the network has shown no skill at ``horizon``; ``None`` if it has (or no
+        evidence says otherwise)."""
+        figures = self.backtest.get(f"h{horizon}")
+        if figures is not None:
+            if figures.get("beats_baseline"):
+                return None
+            first, last = self.backtest_years
+            return f"it did not beat the baseline in the walk-forward backtest {first}-{last}"
+        if self.model_weights.get(horizon) == 0.0:
+            return "it showed no significant skill over the baseline on validation"
+        return None
 
     @classmethod
     def from_artifacts(
@@ -84,9 +137,11 @@ class ServedModel:
         artifacts: ModelArtifacts,
         test_skill: dict[str, Any],
         backtest: dict[str, Any] | None = None,
+        unskilled: UnskilledPolicy = "blend",
     ) -> ServedModel:
         card = ModelCard.from_dict(artifacts.metadata)
-        return cls(NeuralForecaster.from_bytes(artifacts.model_bytes, card), test_skill, backtest)
+        model = NeuralForecaster.from_bytes(artifacts.model_bytes, card)
+        return cls(model, test_skill, backtest, unskilled)
 
     @property
     def history_rows(self) -> int:
@@ -95,7 +150,7 @@ class ServedModel:
 
     def predict(self, prices: pd.DataFrame, symbol: str | None = None) -> Forecast:
         """Forecast every horizon from the end of ``prices``."""
-        frame = self.model.predict(prices)
+        frame = self.model.predict(prices, self.variants)
         levels = [f"{q:g}" for q in self.model.quantiles]
         return Forecast(
             symbol=symbol or self.card.symbol,
@@ -116,6 +171,8 @@ class ServedModel:
                     backtest=self.backtest.get(f"h{horizon}"),
                     backtest_years=self.backtest_years,
                     model_weight=self.model_weights.get(int(horizon)),
+                    serves=row["serves"],
+                    warning=self.warnings.get(int(horizon)),
                 )
                 for horizon, row in frame.iterrows()
             ],

@@ -190,6 +190,7 @@ def published_figures(
         "baseline": BASELINE,
         "years": [config.years[0], config.years[-1]],
         "seeds": list(config.seeds),
+        "training": config.training.to_dict(),  # the served model must match it
         "command": facts.get("command"),
         "symbols": symbols,
     }

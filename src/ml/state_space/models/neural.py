@@ -20,10 +20,11 @@ import platform
 import tempfile
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Literal, Self
 
 import keras
 import numpy as np
@@ -53,12 +54,17 @@ from ml.state_space.models.postprocess import (
     QuantileCorrection,
     fit_correction,
     monotone_bands,
+    random_walk_z,
 )
 from ml.state_space.training.compiled import NETWORKS, copy_variables
 from ml.state_space.training.config import TrainingConfig
 from ml.state_space.training.loop import EpochCallback, fit_network
 
 logger = logging.getLogger(__name__)
+
+Variant = Literal["trained", "model", "baseline"]
+"""What a forecast serves: ``trained`` the network after its validation blend (what the
+backtest judges), ``model`` the network alone, ``baseline`` the random walk's band."""
 
 INFER_BATCH = 256  # many-origin predictions run in padded batches of this fixed size
 MODEL_FILE, CARD_FILE = "model.keras", "card.json"
@@ -180,8 +186,16 @@ class NeuralForecaster:
 
     # --- forecasting ---------------------------------------------------------------------
 
-    def predict_quantiles(self, prices: pd.DataFrame, origins: pd.DatetimeIndex) -> np.ndarray:
+    def predict_quantiles(
+        self, prices: pd.DataFrame, origins: pd.DatetimeIndex, variant: Variant = "trained"
+    ) -> np.ndarray:
         """(n_origins, H, Q) log-return quantiles; origin ``t`` uses rows ``<= t`` only."""
+        return self.predict_variants(prices, origins)[variant]
+
+    def predict_variants(
+        self, prices: pd.DataFrame, origins: pd.DatetimeIndex
+    ) -> dict[Variant, np.ndarray]:
+        """Every :data:`Variant` of the (n_origins, H, Q) quantiles, from one network pass."""
         card = self._fitted_card()
         origins = pd.DatetimeIndex(origins)
         positions = origin_positions(prices.index, origins)
@@ -198,11 +212,30 @@ class NeuralForecaster:
         last_rows = positions - start - self.engineer.warmup  # window ends in feature rows
         steps = np.arange(-self.config.model.seq_len + 1, 1)
         windows = normalised[last_rows[:, None] + steps]  # (n, L, F)
-        quantiles = self._network_returns(windows, prices, positions)
+        network = self._network_returns(windows, prices, positions)
+        scale = horizon_volatility(prices, positions, self.horizons)[:, :, None]
+        trained = network
         if self.correction is not None:
-            scale = horizon_volatility(prices, positions, self.horizons)[:, :, None]
-            quantiles = self.correction.apply(quantiles / scale, self.quantiles) * scale
-        return monotone_bands(quantiles, self.quantiles, self.horizons)
+            trained = self.correction.apply(network / scale, self.quantiles) * scale
+        return {
+            "trained": monotone_bands(trained, self.quantiles, self.horizons),
+            "model": monotone_bands(network, self.quantiles, self.horizons),
+            "baseline": scale * random_walk_z(self.quantiles)[None, None, :],
+        }
+
+    def serves(self, horizon: int, variant: Variant = "trained") -> str:
+        """What a ``variant`` forecast at ``horizon`` is: ``model``, ``blend`` (of the
+        network and the random walk's band) or ``baseline``."""
+        if variant != "trained":
+            return variant
+        weight = self.model_weights().get(horizon, 1.0)
+        return "model" if weight >= 1.0 else "baseline" if weight <= 0.0 else "blend"
+
+    def model_weights(self) -> dict[int, float]:
+        """The network's share per horizon after the validation blend ({} without one)."""
+        if self.correction is None:
+            return {}
+        return dict(zip(self.horizons, self.correction.blend_weight, strict=True))
 
     def _network_returns(
         self, windows: np.ndarray, prices: pd.DataFrame, positions: np.ndarray
@@ -231,17 +264,26 @@ class NeuralForecaster:
             calibrate=self.config.calibrate,
         )
 
-    def predict(self, prices: pd.DataFrame) -> pd.DataFrame:
+    def predict(
+        self, prices: pd.DataFrame, variants: Mapping[int, Variant] | None = None
+    ) -> pd.DataFrame:
         """Forecast every horizon from the last row of ``prices``.
 
         One row per horizon (index ``horizon``): ``target_date`` (NYSE trading days ahead),
-        ``q<level>`` quantiles of the log return and ``price_q<level>`` of the price.
-        ``attrs`` holds ``symbol``, ``as_of``, ``last_close``, ``source`` and ``version``.
+        ``serves`` (see :meth:`serves`), ``q<level>`` quantiles of the log return and
+        ``price_q<level>`` of the price. ``variants`` picks a :data:`Variant` per horizon
+        (default ``trained``). ``attrs`` holds ``symbol``, ``as_of``, ``last_close``,
+        ``source`` and ``version``.
         """
         card = self._fitted_card()
+        variants = variants or {}
         tail = prices.iloc[-self.history_rows :]
         as_of = tail.index[-1]
-        log_returns = self.predict_quantiles(tail, tail.index[-1:])[0].astype(np.float64)
+        forecasts = self.predict_variants(tail, tail.index[-1:])
+        chosen = [variants.get(h, "trained") for h in self.horizons]
+        log_returns = np.stack(
+            [forecasts[variant][0, h] for h, variant in enumerate(chosen)]
+        ).astype(np.float64)
         last_close = float(tail["close"].iloc[-1])
         labels = [f"q{q:g}" for q in self.quantiles]
         frame = pd.DataFrame(
@@ -249,6 +291,8 @@ class NeuralForecaster:
         )
         for label in labels:  # exp in float64: prices exact to the cent
             frame[f"price_{label}"] = last_close * np.exp(frame[label])
+        serves = [self.serves(h, v) for h, v in zip(self.horizons, chosen, strict=True)]
+        frame.insert(0, "serves", serves)
         frame.insert(0, "target_date", [add_trading_days(as_of, h) for h in self.horizons])
         frame.attrs = {
             "symbol": card.symbol,

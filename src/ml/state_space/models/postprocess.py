@@ -31,6 +31,11 @@ BLEND_GRID = np.linspace(0.0, 1.0, 21)
 BLEND_ALPHA = 0.10
 
 
+def random_walk_z(levels: Sequence[float]) -> np.ndarray:
+    """The random walk's quantiles in z units: ``Phi^-1(q)`` per level (Q,)."""
+    return norm.ppf(np.asarray(levels, dtype=np.float64))
+
+
 @dataclass(frozen=True)
 class QuantileCorrection:
     """Blend weights (H,) and quantile shifts (H, Q) in z units."""
@@ -41,7 +46,7 @@ class QuantileCorrection:
     def apply(self, quantiles_z: np.ndarray, levels: Sequence[float]) -> np.ndarray:
         """(n, H, Q) network quantiles in z units -> corrected, non-crossing (n, H, Q)."""
         weight = np.asarray(self.blend_weight)[None, :, None]
-        baseline = norm.ppf(np.asarray(levels, dtype=np.float64))[None, None, :]
+        baseline = random_walk_z(levels)[None, None, :]
         corrected = weight * quantiles_z + (1.0 - weight) * baseline
         corrected = corrected + np.asarray(self.shift)[None, :, :]
         return np.sort(corrected, axis=-1)
@@ -68,7 +73,7 @@ def blend_weight(
 ) -> float:
     """The pinball-optimal weight of the network against the random walk's band, or 0
     when the blend does not beat the band significantly (``BLEND_ALPHA``)."""
-    baseline = np.broadcast_to(norm.ppf(levels), predicted.shape)
+    baseline = np.broadcast_to(random_walk_z(levels), predicted.shape)
     losses = [
         window_pinball(outcome, w * predicted + (1 - w) * baseline, levels) for w in BLEND_GRID
     ]
@@ -90,7 +95,7 @@ def fit_correction(
     """Fit the correction on validation forecasts (n, H, Q) and outcomes (n, H), z units,
     in time order (the blend's significance test needs it)."""
     levels_arr = np.asarray(levels, dtype=np.float64)
-    baseline = norm.ppf(levels_arr)[None, :]
+    baseline = random_walk_z(levels_arr)[None, :]
     weights, shifts = [], []
     for h, horizon in enumerate(horizons):
         predicted, outcome = quantiles_z[:, h, :], outcomes_z[:, h]
