@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -17,6 +18,7 @@ from ml.state_space.models.card import CardSchemaError, ModelCard
 from ml.state_space.models.mamba.forecaster import MambaForecaster
 from ml.state_space.models.neural import InsufficientHistoryError, NeuralForecaster, NotFittedError
 from ml.state_space.models.postprocess import QuantileCorrection
+from ml.state_space.training.loop import best_epoch
 from ml.state_space.training.trainer import train_symbol
 from tests.conftest import tiny_training_config
 
@@ -179,3 +181,23 @@ def test_predict_serves_the_variant_chosen_per_horizon(aapl, forecaster):
     assert forecast.loc[1, "q0.5"] == 0.0 and forecast.loc[1, "q0.1"] == -forecast.loc[1, "q0.9"]
     alone = forecaster.predict_variants(prices, prices.index[-1:])["model"][0, 1]
     np.testing.assert_allclose(forecast.loc[5, ["q0.1", "q0.5", "q0.9"]], alone, rtol=1e-6)
+
+
+def test_a_refit_learns_every_window_for_the_selected_epochs_and_keeps_the_blend(aapl):
+    prices = aapl.loc[:"2019-12-31"]
+    config = tiny_training_config(epochs=3, refit=True, blend=True)
+    refitted = MambaForecaster(training_config=config).fit(prices, symbol="AAPL")
+    card = refitted.card
+    assert card.refit_epochs == (best_epoch(refitted.history) or len(refitted.history))
+    whole = card.split["refit"]
+    assert whole.last == card.split["val"].last  # up to the last price with known targets
+    assert whole.windows >= card.split["train"].windows + card.split["val"].windows
+    assert card.correction is not None
+
+    plain = MambaForecaster(training_config=replace(config, refit=False)).fit(prices)
+    assert plain.card.correction == card.correction  # fitted before the refit, kept
+    origins = aapl.loc["2020-01-02":"2020-02-28"].index
+    models = [m.predict_quantiles(aapl, origins, "model") for m in (refitted, plain)]
+    assert not np.allclose(*models)  # the refit is another network
+    again = MambaForecaster(training_config=config).fit(prices, symbol="AAPL")
+    np.testing.assert_allclose(again.predict_quantiles(aapl, origins, "model"), models[0])

@@ -56,3 +56,23 @@ def test_validation_loss_on_padded_batches_equals_keras_evaluate():
     expected = network.evaluate(x, y, batch_size=700, verbose=0, return_dict=True)
     assert logs["val_loss"] == pytest.approx(expected["loss"], rel=1e-5)
     assert logs["val_median_mae"] == pytest.approx(expected["median_mae"], rel=1e-5)
+
+
+def test_a_refit_replays_the_learning_rates_it_is_given():
+    from ml.state_space.features.windows import WindowSet
+    from ml.state_space.training.loop import refit_network
+    from tests.conftest import tiny_training_config
+
+    model = keras.Sequential([keras.Input((4, 2)), keras.layers.Flatten(), keras.layers.Dense(2)])
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.1), loss="mse")
+    rng = np.random.default_rng(0)
+    windows = WindowSet(
+        rng.normal(size=(256, 4, 2)).astype("float32"),
+        rng.normal(size=(256, 2)).astype("float32"),
+        None,
+        None,
+    )
+    config = tiny_training_config(augment=False)
+    refit_network(model, windows, np.ones(2, "float32"), config, [0.01, 0.004, 0.002], "TEST")
+    assert float(model.optimizer.learning_rate) == pytest.approx(0.002)
+    assert int(model.optimizer.iterations) == 3 * (256 // config.batch_size)

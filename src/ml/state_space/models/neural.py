@@ -58,7 +58,7 @@ from ml.state_space.models.postprocess import (
 )
 from ml.state_space.training.compiled import NETWORKS, copy_variables
 from ml.state_space.training.config import TrainingConfig
-from ml.state_space.training.loop import EpochCallback, fit_network
+from ml.state_space.training.loop import EpochCallback, best_epoch, fit_network, refit_network
 
 logger = logging.getLogger(__name__)
 
@@ -178,11 +178,41 @@ class NeuralForecaster:
         if config.blend or config.calibrate:
             self.correction = self._fit_correction(split, prices)
             card = replace(card, correction=self.correction.to_dict())
+        if config.refit:
+            card = self._refit(card, features, prices)
         self.card = replace(card, training_seconds=time.perf_counter() - started)
         logger.info(
             "%s %s fitted in %.1f s (%s)", self.family, symbol, self.card.training_seconds, stop
         )
         return self
+
+    def _refit(self, card: ModelCard, features: pd.DataFrame, prices: pd.DataFrame) -> ModelCard:
+        """Retrain from the seeded initial state on every window, validation block
+        included, for the early-stopped fit's best number of epochs at its learning rates.
+        The corrections fitted on validation are kept; the card records the refit."""
+        config = self.config
+        epochs = best_epoch(self.history) or len(self.history)
+        rates = [record["learning_rate"] for record in self.history[:epochs]]
+        split = split_sequences(features, prices["close"], config.generator(), 0.0, 0.0)
+        if config.target_scaling == "volatility":
+            split = _volatility_scaled(split, prices, self.horizons)
+        keras.utils.set_random_seed(config.seed)
+        n_features = features.shape[1]
+        network = self.build_network(n_features)
+        trainer = NETWORKS.trainer_for(
+            self._shape_key(n_features), network, functools.partial(self.build_network, n_features)
+        )
+        refit_network(trainer, split.train, split.target_scale, config, rates, card.symbol)
+        copy_variables(trainer, network)
+        card = replace(
+            card,
+            normalizer=split.normalizer.to_dict(),
+            target_scale=[float(s) for s in split.target_scale],
+            split={**card.split, "refit": span(split.train.anchor_dates)},
+            refit_epochs=epochs,
+        )
+        self._restore(network, card)
+        return card
 
     # --- forecasting ---------------------------------------------------------------------
 

@@ -35,6 +35,9 @@ class TrainingConfig:
     # corrections fitted on the validation block (ml.state_space.models.postprocess)
     blend: bool = True  # blend with the random walk's band where the network shows skill
     calibrate: bool = False  # shift each non-median quantile to its level (hurt: off)
+    # after the early-stopped fit, retrain on all windows (the validation block too) for
+    # the selected number of epochs, keeping the corrections fitted on validation
+    refit: bool = False
 
     def __post_init__(self) -> None:
         if self.target_scaling not in TARGET_SCALINGS:

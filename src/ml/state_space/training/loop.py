@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ import numpy as np
 
 from ml.state_space.atomic import atomic_write_json
 from ml.state_space.features.augment import DataAugmentor
-from ml.state_space.features.windows import SequenceSplit
+from ml.state_space.features.windows import SequenceSplit, WindowSet
 from ml.state_space.training.config import TrainingConfig
 
 logger = logging.getLogger(__name__)
@@ -87,6 +87,39 @@ def fit_network(
         network.load_weights(best_path)
     stop_reason = "early_stopping" if len(history) < config.epochs else "max_epochs"
     return history, stop_reason
+
+
+def refit_network(
+    network: keras.Model,
+    windows: WindowSet,
+    target_scale: np.ndarray,
+    config: TrainingConfig,
+    learning_rates: Sequence[float],
+    symbol: str,
+) -> None:
+    """Train a compiled ``network`` on ``windows`` for one epoch per learning rate, the
+    rates an early-stopped fit used: no validation, so the most recent years are learnt."""
+    batches = TrainingBatches(
+        windows.x,
+        windows.y / target_scale,
+        config.batch_size,
+        DataAugmentor(seed=config.seed) if config.augment else None,
+        seed=config.seed,
+    )
+    schedule = keras.callbacks.LearningRateScheduler(lambda epoch, _: float(learning_rates[epoch]))
+    fitted = network.fit(
+        batches,
+        shuffle=False,
+        epochs=len(learning_rates),
+        callbacks=[schedule, keras.callbacks.TerminateOnNaN()],
+        verbose=0,
+    )
+    losses = fitted.history.get("loss", [])
+    if len(losses) < len(learning_rates) or not np.isfinite(losses[-1]):
+        raise TrainingDivergedError(
+            f"Refit of {symbol} diverged (loss is NaN/inf at epoch {len(losses)})."
+        )
+    logger.info("%s refitted on %d windows for %d epochs", symbol, len(windows), len(losses))
 
 
 def best_epoch(history: list[dict[str, Any]]) -> int | None:
