@@ -6,17 +6,17 @@ dependency in the threadpool, costing a thread hand-off per dependency per reque
 
 from __future__ import annotations
 
-import hmac
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Path, Request, Security
 from fastapi.security import APIKeyHeader
 
+from api.edge import API_KEY_HEADER, key_matches
 from api.service import PredictionService
 from api.settings import Settings
 from ml.state_space.data.symbols import validate_symbol
 
-_api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False)
+_api_key_header = APIKeyHeader(name=API_KEY_HEADER, auto_error=False)
 
 
 async def get_service(request: Request) -> PredictionService:
@@ -35,15 +35,11 @@ async def require_api_key(
     settings: SettingsDep, api_key: Annotated[str | None, Security(_api_key_header)]
 ) -> None:
     """401 unless no key is configured or ``X-API-Key`` matches it (constant-time compare)."""
-    expected = settings.api_key
-    if expected is None:
-        return
-    given = (api_key or "").encode()
-    if not hmac.compare_digest(given, expected.get_secret_value().encode()):
+    if not key_matches(settings.api_key, api_key):
         raise HTTPException(
             status_code=401,
-            detail="missing or wrong API key: send it in the X-API-Key header",
-            headers={"WWW-Authenticate": "X-API-Key"},
+            detail=f"missing or wrong API key: send it in the {API_KEY_HEADER} header",
+            headers={"WWW-Authenticate": API_KEY_HEADER},
         )
 
 

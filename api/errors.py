@@ -43,6 +43,9 @@ HTTP_CODES = {
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorResponse} for status in (401, 404, 422, 503)
 }
+BODY_RESPONSES: dict[int | str, dict[str, Any]] = {
+    413: {"model": ErrorResponse, "description": "body over MAMBA_API_MAX_BODY_BYTES"}
+}
 
 
 INTERNAL_ERROR = ErrorResponse(error="internal_error", message="internal server error (see log)")

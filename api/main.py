@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 
+from api.edge import EdgeGuard
 from api.errors import install_error_handlers
 from api.metrics import ApiMetrics, MetricsMiddleware
 from api.routes import health, models, predict
@@ -39,7 +40,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.metrics = metrics
     app.state.service = PredictionService(settings, metrics)
-    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.add_middleware(EdgeGuard, api_key=settings.api_key, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)  # outermost: counts refusals too
     install_error_handlers(app)
     for module in (health, models, predict):
         app.include_router(module.router)

@@ -7,13 +7,14 @@ from itertools import pairwise
 from typing import Annotated, Any, Literal
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from api.settings import MAX_BATCH_LIMIT
 from ml.state_space.forecast import Forecast, HorizonForecast
 
 MAX_HISTORY_ROWS = 10_000  # bounds the work one POST body can ask for
 OPTIONAL_COLUMNS = ("open", "high", "low", "volume")
+EARLIEST_PRICE_DATE = dt.date(1900, 1, 1)
 
 
 class ErrorResponse(BaseModel):
@@ -138,6 +139,14 @@ class PriceRow(BaseModel):
     high: float | None = Field(None, gt=0)
     low: float | None = Field(None, gt=0)
     volume: float | None = Field(None, ge=0)
+
+    @field_validator("date")
+    @classmethod
+    def _plausible_date(cls, value: dt.date) -> dt.date:
+        latest = dt.date.today() + dt.timedelta(days=366)
+        if not EARLIEST_PRICE_DATE <= value <= latest:
+            raise ValueError(f"date must be between {EARLIEST_PRICE_DATE} and {latest}")
+        return value
 
 
 class PriceHistory(BaseModel):

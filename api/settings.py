@@ -41,6 +41,12 @@ class Settings(BaseSettings):
         "forecast as trained and backtested (blend), the random walk's band (baseline), or "
         "the network alone with a warning (model)",
     )
+    max_body_bytes: int = Field(
+        4 * 2**20,
+        ge=1024,
+        le=256 * 2**20,
+        description="largest request body; bigger ones get 413 before they are read",
+    )
     max_batch: int = Field(20, ge=1, le=MAX_BATCH_LIMIT, description="symbols per POST /predict")
     log_level: str = Field("INFO", description="level of the api.* and ml.* loggers")
     api_key: SecretStr | None = Field(

@@ -46,7 +46,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--epochs", type=positive_int, default=defaults.epochs)
     parser.add_argument("--batch-size", type=positive_int, default=defaults.batch_size)
     parser.add_argument(
-        "--days", type=positive_int, default=defaults.days, help="most recent trading days used"
+        "--days",
+        type=positive_int,
+        default=defaults.days,
+        help="use only the most recent DAYS trading days (default: all the history)",
     )
     parser.add_argument("--seq-len", type=positive_int, default=model_defaults.seq_len)
     parser.add_argument(

@@ -8,7 +8,7 @@ from fastapi import APIRouter, HTTPException
 from fastapi.concurrency import run_in_threadpool
 
 from api.deps import ApiKey, ServiceDep, SettingsDep, Symbol
-from api.errors import ERROR_RESPONSES, classify
+from api.errors import BODY_RESPONSES, ERROR_RESPONSES, classify
 from api.schemas import BatchItem, BatchRequest, BatchResponse, ForecastResponse, PriceHistory
 from api.service import PredictionService
 from ml.state_space.data.symbols import validate_symbol
@@ -27,7 +27,7 @@ async def predict(symbol: Symbol, service: ServiceDep) -> ForecastResponse:
     return await run_in_threadpool(service.forecast, symbol)
 
 
-@router.post("/{symbol:path}", response_model=ForecastResponse)
+@router.post("/{symbol:path}", response_model=ForecastResponse, responses=BODY_RESPONSES)
 async def predict_from_prices(
     symbol: Symbol, history: PriceHistory, service: ServiceDep
 ) -> ForecastResponse:
@@ -35,7 +35,7 @@ async def predict_from_prices(
     return await run_in_threadpool(service.forecast_prices, symbol, history)
 
 
-@router.post("", response_model=BatchResponse)
+@router.post("", response_model=BatchResponse, responses=BODY_RESPONSES)
 async def predict_batch(
     request: BatchRequest, service: ServiceDep, settings: SettingsDep
 ) -> BatchResponse:

@@ -162,6 +162,8 @@ GOOD = [{"date": "2020-01-02", "close": 10.0}, {"date": "2020-01-03", "close": 1
         ({"prices": [GOOD[0], {**GOOD[1], "open": 10.2}]}, "every row or on none"),
         ({"prices": [GOOD[0], {"date": "2020-01-03"}]}, "close"),
         ({"prices": [GOOD[0], {**GOOD[1], "date": "yesterday"}]}, "date"),
+        ({"prices": [GOOD[0], {**GOOD[1], "date": "9999-12-31"}]}, "date must be between"),
+        ({"prices": [{**GOOD[0], "date": "1066-10-14"}, GOOD[1]]}, "date must be between"),
         ({"prices": [GOOD[0], {**GOOD[1], "price": 3}]}, "price"),
         ({"prices": [GOOD[0]]}, "at least 2"),
         ({"rows": GOOD}, "prices"),

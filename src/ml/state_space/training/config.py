@@ -19,7 +19,7 @@ class TrainingConfig:
     model: MambaConfig = field(default_factory=MambaConfig)
     epochs: int = 30
     batch_size: int = 64
-    days: int | None = 2520
+    days: int | None = None  # the most recent rows used; None: all (backtest-chosen)
     val_fraction: float = 0.15
     test_fraction: float = 0.15
     early_stopping_patience: int = 6
