@@ -7,7 +7,7 @@ import pytest
 
 from ml.state_space.data.sources import load_bundled
 from ml.state_space.models.mamba.forecaster import MambaForecaster
-from ml.state_space.training.compiled import NETWORKS
+from ml.state_space.training.compiled import INFERENCE, NETWORKS
 from tests.conftest import tiny_training_config
 
 
@@ -59,3 +59,22 @@ def test_a_fit_after_a_resumed_fit_still_runs_every_epoch(histories):
     trainer._initial_epoch = 2  # what keras.callbacks.BackupAndRestore leaves after resuming
     again = MambaForecaster(training_config=config).fit(histories["KO"], symbol="KO")
     assert [epoch["epoch"] for epoch in again.history] == [1, 2]
+
+
+def test_models_of_one_architecture_share_one_inference_function(histories):
+    config = tiny_training_config(epochs=1)
+    before = len(INFERENCE)
+    models = {
+        s: MambaForecaster(training_config=config).fit(prices, symbol=s)
+        for s, prices in histories.items()
+    }
+    assert len(INFERENCE) - before <= 1  # at most one new architecture, however many models
+    assert models["AAPL"]._infer is models["KO"]._infer
+    rng = np.random.default_rng(0)
+    windows = rng.normal(size=(3, config.model.seq_len, len(models["KO"].card.features.names)))
+    for model in models.values():
+        direct = model.network(windows.astype("float32"), training=False)
+        np.testing.assert_allclose(model.infer_scaled(windows), direct, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(
+            model.infer_scaled(windows[:1]), direct[:1], rtol=1e-5, atol=1e-6
+        )

@@ -56,7 +56,7 @@ from ml.state_space.models.postprocess import (
     monotone_bands,
     random_walk_z,
 )
-from ml.state_space.training.compiled import NETWORKS, copy_variables
+from ml.state_space.training.compiled import INFERENCE, NETWORKS, copy_variables, weights_of
 from ml.state_space.training.config import TrainingConfig
 from ml.state_space.training.loop import EpochCallback, best_epoch, fit_network, refit_network
 
@@ -107,7 +107,8 @@ class NeuralForecaster:
         self.normalizer: Normalizer | None = None
         self.target_scale: np.ndarray | None = None
         self.correction: QuantileCorrection | None = None
-        self._infer: Any = None
+        self._infer: Any = None  # the architecture's shared inference function
+        self._weights: tuple[list, list] = ([], [])  # this network's arguments to it
 
     def __repr__(self) -> str:
         fitted = f"fitted on {self.card.symbol}" if self.card else "not fitted"
@@ -385,27 +386,26 @@ class NeuralForecaster:
         self.normalizer = Normalizer.from_dict(card.normalizer)
         self.target_scale = np.asarray(card.target_scale, dtype=np.float32)
         self.correction = QuantileCorrection.from_dict(card.correction) if card.correction else None
-        spec = tf.TensorSpec((None, *network.input_shape[1:]), tf.float32)
-        # a partial, not a lambda: TF counts retraces per code object, shared by all lambdas
-        self._infer = tf.function(
-            functools.partial(network, training=False),
-            input_signature=[spec],
-            jit_compile=self.xla and self.config.model.jit_compile,
-            reduce_retracing=True,
+        key = json.dumps(
+            [self.family, self.config.model.to_dict(), list(network.input_shape[1:])],
+            sort_keys=True,
         )
+        jit = self.xla and self.config.model.jit_compile
+        self._infer = INFERENCE.function_for(key, network, jit)
+        self._weights = weights_of(network)
 
     def infer_scaled(self, windows: np.ndarray) -> np.ndarray:
         """Network outputs for (n, L, F) windows; n > 1 runs in padded fixed-size batches so
         the compiled function sees two shapes only (1 and ``INFER_BATCH``)."""
         windows = windows.astype(np.float32, copy=False)
         if len(windows) == 1:
-            return self._infer(tf.constant(windows)).numpy()
+            return self._infer(*self._weights, tf.constant(windows)).numpy()
         out = []
         for begin in range(0, len(windows), INFER_BATCH):
             batch = windows[begin : begin + INFER_BATCH]
             padded = np.zeros((INFER_BATCH, *batch.shape[1:]), np.float32)
             padded[: len(batch)] = batch
-            out.append(self._infer(tf.constant(padded)).numpy()[: len(batch)])
+            out.append(self._infer(*self._weights, tf.constant(padded)).numpy()[: len(batch)])
         return np.concatenate(out)
 
     def _fitted_card(self) -> ModelCard:

@@ -6,6 +6,10 @@ the number of features and the batch size can share one compiled network: each f
 copies its freshly initialised (seeded) variables into the cached network and resets the
 optimiser, so the result is the same as training the fresh network itself, and then
 copies the trained variables back, so every forecaster owns its weights.
+
+Inference is shared the same way: :data:`INFERENCE` holds one compiled function per
+architecture that takes the weights as arguments, so loading (or reloading) a model
+compiles nothing and leaves no compiled function behind when the model is dropped.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from collections.abc import Callable, Hashable
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 logger = logging.getLogger(__name__)
 
@@ -71,4 +76,39 @@ def reset_optimizer(optimizer: keras.optimizers.Optimizer, learning_rate: float)
     optimizer.learning_rate = learning_rate
 
 
+class SharedInference:
+    """One compiled ``(trainable, non_trainable, windows) -> outputs`` function per
+    architecture: any network of that architecture runs through it with its own weights."""
+
+    def __init__(self) -> None:
+        self._functions: dict[Hashable, Callable] = {}
+
+    def __len__(self) -> int:
+        return len(self._functions)
+
+    def function_for(self, key: Hashable, network: keras.Model, jit_compile: bool) -> Callable:
+        """The function of ``key``; on a miss, ``network`` becomes its template."""
+        function = self._functions.get(key)
+        if function is None:
+
+            def infer(trainable: list, non_trainable: list, windows: tf.Tensor) -> tf.Tensor:
+                outputs, _ = network.stateless_call(
+                    trainable, non_trainable, windows, training=False
+                )
+                return outputs
+
+            function = tf.function(infer, jit_compile=jit_compile, reduce_retracing=True)
+            self._functions[key] = function
+        return function
+
+
+def weights_of(network: keras.Model) -> tuple[list, list]:
+    """``(trainable, non_trainable)`` variable values, the arguments of a shared function."""
+    return (
+        [variable.value for variable in network.trainable_variables],
+        [variable.value for variable in network.non_trainable_variables],
+    )
+
+
 NETWORKS = CompiledNetworks()  # this process's cache
+INFERENCE = SharedInference()

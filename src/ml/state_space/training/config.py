@@ -36,8 +36,9 @@ class TrainingConfig:
     blend: bool = True  # blend with the random walk's band where the network shows skill
     calibrate: bool = False  # shift each non-median quantile to its level (hurt: off)
     # after the early-stopped fit, retrain on all windows (the validation block too) for
-    # the selected number of epochs, keeping the corrections fitted on validation
-    refit: bool = False
+    # the selected number of epochs, keeping the corrections fitted on validation (helped
+    # on the walk-forward backtest: docs/EVALUATION.md)
+    refit: bool = True
 
     def __post_init__(self) -> None:
         if self.target_scaling not in TARGET_SCALINGS:
