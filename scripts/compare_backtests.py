@@ -74,6 +74,21 @@ def with_monotone_bands(forecasts: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+def print_widened_share(forecasts: pd.DataFrame) -> None:
+    """How often ``--monotone-bands`` changed a variant's quantiles, per horizon."""
+    columns = [quantile_column(level) for level in quantile_levels(forecasts.columns)]
+    keys = ["symbol", "fold", "origin_date", "horizon"]
+    for name in sorted(set(forecasts.loc[forecasts["model"].str.endswith("+monotone"), "model"])):
+        original = forecasts[forecasts["model"] == name.removesuffix("+monotone")]
+        widened = forecasts[forecasts["model"] == name]
+        both = original.merge(widened, on=keys, suffixes=("", "_widened"))
+        changed = ~np.isclose(both[columns], both[[f"{c}_widened" for c in columns]]).all(axis=1)
+        shares = pd.Series(changed).groupby(both["horizon"].to_numpy()).mean()
+        print(
+            f"{name}: bands widened on " + ", ".join(f"{s:.1%} at h{h}" for h, s in shares.items())
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -95,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     if args.monotone_bands:
         forecasts = with_monotone_bands(forecasts)
+        print_widened_share(forecasts)
     report = score_backtest(forecasts)
     for horizon, table in report.summary.groupby("horizon", sort=True):
         print(f"\n## h = {horizon} trading days\n")

@@ -83,6 +83,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="serve the network alone, without the validation blend with the random walk",
     )
+    parser.add_argument(
+        "--no-refit",
+        action="store_true",
+        help="serve the model scored on the test block, not its refit on every price",
+    )
     parser.add_argument("--scheduler", help="Dask scheduler address, e.g. tcp://127.0.0.1:8786")
     parser.add_argument("--test", action="store_true", help=f"quick run: {TEST_SYMBOLS}, 2 epochs")
     parser.add_argument("--log-level", default="INFO")
@@ -111,6 +116,7 @@ def build_config(args: argparse.Namespace) -> TrainingConfig:
         seed=args.seed,
         target_scaling=args.target_scaling,
         blend=not args.no_blend,
+        refit=not args.no_refit,
     )
     if args.test:
         config = replace(config, epochs=2, days=1500)

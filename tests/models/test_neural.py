@@ -30,7 +30,9 @@ def aapl() -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def trained(aapl, tmp_path_factory):
-    return train_symbol("AAPL", aapl, tiny_training_config(), tmp_path_factory.mktemp("train"))
+    """Served without a refit: the served model is the one scored on the test block."""
+    config = tiny_training_config(refit=False)
+    return train_symbol("AAPL", aapl, config, tmp_path_factory.mktemp("train"))
 
 
 @pytest.fixture(scope="module")
@@ -201,3 +203,18 @@ def test_a_refit_learns_every_window_for_the_selected_epochs_and_keeps_the_blend
     assert not np.allclose(*models)  # the refit is another network
     again = MambaForecaster(training_config=config).fit(prices, symbol="AAPL")
     np.testing.assert_allclose(again.predict_quantiles(aapl, origins, "model"), models[0])
+
+
+def test_the_trainer_serves_a_refit_on_every_price_and_keeps_the_test_scores(aapl, tmp_path):
+    prices = aapl.loc[:"2018-12-31"]
+    config = tiny_training_config(refit=True, blend=False)  # the network itself is served
+    result = train_symbol("AAPL", prices, config, tmp_path)
+    card = ModelCard.from_dict(result.metadata)
+    assert card.data.last_date == "2018-12-31"  # the served model saw the test block
+    assert card.split["refit"].last > card.split["test"].first
+    assert card.refit_epochs == result.metrics["refit_epochs"] == result.metrics["best_epoch"]
+    assert set(result.metrics["test"]) == {"h1", "h5"}  # scored before the refit
+    served = NeuralForecaster.from_bytes(result.model_bytes, card)
+    anchor = pd.Timestamp(result.metrics["test_forecasts"]["anchor_dates"][-1])
+    stored = result.metrics["test_forecasts"]["h1"]["q0.5"][-1]
+    assert served.predict(prices.loc[:anchor]).loc[1, "q0.5"] != pytest.approx(stored, abs=2e-5)

@@ -38,7 +38,8 @@ def test_train_symbol_returns_loadable_model_and_full_metrics(aapl, tiny_config,
     metadata = result.metadata
     assert metadata["schema_version"] == 1 and metadata["family"] == "mamba"
     assert metadata["split"]["test"]["last"] == str(aapl.index[-1 - 5].date())  # h5 target exists
-    assert metadata["data"]["last_date"] < metadata["split"]["test"]["first"]
+    assert metadata["split"]["val"]["last"] < metadata["split"]["test"]["first"]  # scored unseen
+    assert metadata["data"]["last_date"] == str(aapl.index[-1].date())  # then refit on all
     assert len(metadata["target_scale"]) == 2
     assert metadata["versions"]["keras"] == keras.__version__
     assert (tmp_path / "best.weights.h5").exists()

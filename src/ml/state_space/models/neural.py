@@ -137,13 +137,15 @@ class NeuralForecaster:
         symbol: str | None = None,
         work_dir: str | Path | None = None,
         on_epoch: EpochCallback | None = None,
+        refit: bool | None = None,
     ) -> Self:
         """Fit on every row of ``prices`` (the last ``config.days`` of them, if set).
 
         The most recent ``val_fraction`` block, behind an embargo of the longest horizon,
-        is the validation block for early stopping and learning-rate decay. ``work_dir``
-        keeps checkpoints and resume state (a temporary directory when omitted).
-        Raises ``DataQualityError`` for unusable prices.
+        is the validation block for early stopping, learning-rate decay and the blend;
+        then, if ``refit`` (default ``config.refit``), :meth:`refit` on all of ``prices``.
+        ``work_dir`` keeps checkpoints and resume state (a temporary directory when
+        omitted). Raises ``DataQualityError`` for unusable prices.
         """
         started = time.perf_counter()
         config = self.config
@@ -179,19 +181,33 @@ class NeuralForecaster:
         if config.blend or config.calibrate:
             self.correction = self._fit_correction(split, prices)
             card = replace(card, correction=self.correction.to_dict())
-        if config.refit:
-            card = self._refit(card, features, prices)
-        self.card = replace(card, training_seconds=time.perf_counter() - started)
+        self.card = card
+        if config.refit if refit is None else refit:
+            self.refit(prices)
+        self.card = replace(self.card, training_seconds=time.perf_counter() - started)
         logger.info(
             "%s %s fitted in %.1f s (%s)", self.family, symbol, self.card.training_seconds, stop
         )
         return self
 
-    def _refit(self, card: ModelCard, features: pd.DataFrame, prices: pd.DataFrame) -> ModelCard:
-        """Retrain from the seeded initial state on every window, validation block
-        included, for the early-stopped fit's best number of epochs at its learning rates.
-        The corrections fitted on validation are kept; the card records the refit."""
+    def refit(self, prices: pd.DataFrame) -> Self:
+        """Retrain from the seeded initial state on every window of ``prices`` (the last
+        ``config.days`` rows, if set) for the best number of epochs of this forecaster's
+        early-stopped :meth:`fit`, at its learning rates.
+
+        ``fit`` calls it on its own history when ``config.refit`` is set, so the
+        validation block is learnt too; the trainer calls it on a longer history, so the
+        served model has seen every price. The features keep their definition and the
+        corrections fitted on validation are kept; the card records the refit.
+        """
+        card = self._fitted_card()
+        if not self.history:
+            raise NotFittedError("refit() needs the epoch log of a fit() of this forecaster")
         config = self.config
+        if config.days is not None:
+            prices = prices.iloc[-config.days :]
+        quality = validate_price_data(prices, card.symbol, min_rows=config.min_history(0.0))
+        features = self.engineer.transform(prices)[card.features.names]
         epochs = best_epoch(self.history) or len(self.history)
         rates = [record["learning_rate"] for record in self.history[:epochs]]
         split = split_sequences(features, prices["close"], config.generator(), 0.0, 0.0)
@@ -209,11 +225,13 @@ class NeuralForecaster:
             card,
             normalizer=split.normalizer.to_dict(),
             target_scale=[float(s) for s in split.target_scale],
+            data=data_window(prices),
             split={**card.split, "refit": span(split.train.anchor_dates)},
+            data_quality=quality.to_dict(),
             refit_epochs=epochs,
         )
         self._restore(network, card)
-        return card
+        return self
 
     # --- forecasting ---------------------------------------------------------------------
 
@@ -449,6 +467,16 @@ def span(dates: pd.DatetimeIndex) -> WindowSpan:
     return WindowSpan(len(dates), str(dates[0].date()), str(dates[-1].date()))
 
 
+def data_window(prices: pd.DataFrame) -> DataWindow:
+    """The source and date range of the prices a network was trained on."""
+    return DataWindow(
+        source=prices.attrs.get("source"),
+        first_date=str(prices.index[0].date()),
+        last_date=str(prices.index[-1].date()),
+        rows=len(prices),
+    )
+
+
 def _card(
     family: str,
     symbol: str,
@@ -475,12 +503,7 @@ def _card(
         ),
         normalizer=split.normalizer.to_dict(),
         target_scale=[float(s) for s in split.target_scale],
-        data=DataWindow(
-            source=prices.attrs.get("source"),
-            first_date=str(prices.index[0].date()),
-            last_date=str(prices.index[-1].date()),
-            rows=len(prices),
-        ),
+        data=data_window(prices),
         split={"train": span(split.train.anchor_dates), "val": span(split.val.anchor_dates)},
         data_quality=quality.to_dict(),
         versions={

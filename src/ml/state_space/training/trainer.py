@@ -65,8 +65,11 @@ def train_symbol(
 ) -> TrainingResult:
     """Validate, fit and evaluate one symbol's Mamba forecaster.
 
-    Raises ``DataQualityError`` for unusable prices and ``TrainingDivergedError``
-    when the loss becomes NaN.
+    The forecaster is fitted before a held-out test block and scored on it; with
+    ``config.refit`` it is then refitted on every price, test block included, so the
+    served model has seen the latest years (its test metrics are those of the fit before
+    the refit, which never saw the block). Raises ``DataQualityError`` for unusable
+    prices and ``TrainingDivergedError`` when the loss becomes NaN.
     """
     started = time.perf_counter()
     if config.days is not None:
@@ -74,13 +77,16 @@ def train_symbol(
     validate_price_data(prices, symbol, min_rows=config.min_history())
     fit_prices, origins = holdout(prices, config)
     forecaster = MambaForecaster(training_config=config).fit(
-        fit_prices, symbol=symbol, work_dir=work_dir, on_epoch=on_epoch
+        fit_prices, symbol=symbol, work_dir=work_dir, on_epoch=on_epoch, refit=False
     )
     quantiles = forecaster.predict_quantiles(prices, origins)  # (n, H, Q)
     actual, train_drift = _outcomes(prices, fit_prices, origins, config.model.horizons)
     test_metrics = evaluate_forecasts(
         actual, quantiles, config.model.horizons, config.model.quantiles, train_drift
     )
+    test_table = _forecast_table(prices, origins, actual, quantiles, forecaster)
+    if config.refit:
+        forecaster.refit(prices)
     seconds = time.perf_counter() - started
     card = replace(
         forecaster.card,
@@ -93,10 +99,11 @@ def train_symbol(
         "epochs": forecaster.history,
         "best_epoch": best_epoch(forecaster.history),
         "stop_reason": forecaster.stop_reason,
+        "refit_epochs": card.refit_epochs,  # served model refitted on every price, if set
         "training_seconds": seconds,
         "split": {name: vars(s) for name, s in card.split.items()},
         "test": test_metrics,
-        "test_forecasts": _forecast_table(prices, origins, actual, quantiles, forecaster),
+        "test_forecasts": test_table,
     }
     logger.info("%s trained in %.1f s (%s)", symbol, seconds, forecaster.stop_reason)
     return TrainingResult(symbol, forecaster.to_bytes(), card.to_dict(), metrics)
