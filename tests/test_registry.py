@@ -1,5 +1,7 @@
 import json
+import os
 import re
+import time
 
 import pytest
 
@@ -69,3 +71,17 @@ def test_atomic_json_writes_nan_as_null(tmp_path):
     )
     assert json.loads(target.read_text()) == {"loss": None, "x": [None, 1.0]}
     assert atomic_write_bytes(tmp_path / "b.bin", b"\x00\x01").read_bytes() == b"\x00\x01"
+
+
+def test_temporary_files_left_by_a_crash_are_removed_and_recent_ones_kept(tmp_path):
+    registry = ModelRegistry(tmp_path / "models")
+    (registry.root / "weights").mkdir(parents=True)
+    stale = registry.root / "weights" / ".AAPL.keras.x1y2.tmp"
+    fresh = registry.root / "weights" / ".MSFT.keras.a1b2.tmp"
+    kept = registry.root / "weights" / "AAPL.keras"
+    for path in (stale, fresh, kept):
+        path.write_bytes(b"partial")
+    an_hour_ago = time.time() - 2 * 3600
+    os.utime(stale, (an_hour_ago, an_hour_ago))
+    assert registry.remove_stale_temp_files() == [stale]
+    assert not stale.exists() and fresh.exists() and kept.exists()

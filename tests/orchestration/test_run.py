@@ -279,3 +279,13 @@ def test_a_failed_save_fails_that_symbol_only():
     asyncio.run(run._record("AAPL", _finished_result("AAPL"), 2.0, outcomes))
     assert outcomes["AAPL"].status == "failed"
     assert "No space left" in outcomes["AAPL"].reason
+
+
+def test_resume_finishes_an_interrupted_retrain_of_a_symbol_that_has_a_model(tmp_path):
+    registry = ModelRegistry(tmp_path / "models")
+    registry.has_model = lambda symbol: True  # every symbol already has a model
+    (registry.checkpoint_dir("AAPL") / "backup").mkdir(parents=True)  # AAPL was interrupted
+    resuming = TrainingRun(registry, tiny_training_config(), resume=True)
+    skipping = TrainingRun(registry, tiny_training_config(), skip_existing=True)
+    assert not resuming._already_done("AAPL") and resuming._already_done("MSFT")
+    assert skipping._already_done("AAPL") and skipping._already_done("MSFT")

@@ -91,3 +91,23 @@ def test_bad_prices_are_rejected_before_training(aapl, tiny_config, tmp_path):
     broken.iloc[-10, 0] = np.nan
     with pytest.raises(DataQualityError, match="AAPL"):
         train_symbol("AAPL", broken, tiny_config, tmp_path)
+
+
+def test_resume_state_truncated_by_a_crash_is_discarded_and_training_restarts(
+    aapl, tiny_config, tmp_path, caplog
+):
+    from ml.state_space.orchestration.worker import TrainJob, run_job
+
+    config = tiny_config.__class__(**{**tiny_config.__dict__, "epochs": 3})
+
+    def crash_after_second_epoch(symbol, record):
+        if record["epoch"] == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_symbol("AAPL", aapl, config, tmp_path, on_epoch=crash_after_second_epoch)
+    [state] = (tmp_path / "backup").rglob("*.weights.h5")
+    state.write_bytes(b"")  # what a kill during the write leaves
+    result = run_job(TrainJob("AAPL", aapl, config, str(tmp_path), resume=True))
+    assert [e["epoch"] for e in result.metrics["epochs"]] == [1, 2, 3]  # from scratch
+    assert "unreadable" in caplog.text

@@ -33,6 +33,9 @@ logger = logging.getLogger(__name__)
 DEFAULT_ROOT = Path("models") / "mamba"
 
 
+STALE_TEMP_S = 3600.0  # a temporary file this old has no writer left
+
+
 class ModelNotFoundError(LookupError):
     """No trained model exists for a symbol."""
 
@@ -76,6 +79,24 @@ class ModelRegistry:
 
     def run_path(self, run_id: str) -> Path:
         return self.root / "runs" / f"{run_id}.json"
+
+    def remove_stale_temp_files(self, older_than_s: float = STALE_TEMP_S) -> list[Path]:
+        """Delete the temporary files of atomic writes that a crash left behind (none is
+        ever read: only their renamed result is). Recent ones may belong to a writer at
+        work and are kept."""
+        cutoff = time.time() - older_than_s
+        stale = [
+            path
+            for path in self.root.rglob(".*.tmp")
+            if path.is_file() and path.stat().st_mtime < cutoff
+        ]
+        for path in stale:
+            path.unlink(missing_ok=True)
+        if stale:
+            logger.info(
+                "removed %d temporary file(s) left by a crash under %s", len(stale), self.root
+            )
+        return stale
 
     @property
     def backtest_path(self) -> Path:

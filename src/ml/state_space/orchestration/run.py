@@ -37,6 +37,7 @@ from ml.state_space.orchestration.worker import (
 )
 from ml.state_space.registry import ModelRegistry
 from ml.state_space.training.config import TrainingConfig
+from ml.state_space.training.loop import has_resume_state
 from ml.state_space.training.trainer import TrainingResult
 
 logger = logging.getLogger(__name__)
@@ -159,6 +160,7 @@ class TrainingRun:
         outcomes: dict[str, SymbolOutcome] = {}
         interrupted, stop_signal = False, signal.SIGINT
         terminated = _cancel_on_sigterm()
+        await asyncio.to_thread(self.registry.remove_stale_temp_files)
         try:
             jobs = await self._prepare(symbols, outcomes)
             await self._train(jobs, outcomes)
@@ -188,7 +190,7 @@ class TrainingRun:
     async def _prepare(
         self, symbols: Sequence[str], outcomes: dict[str, SymbolOutcome]
     ) -> list[TrainJob]:
-        todo = [s for s in symbols if not (self.skip_existing and self.registry.has_model(s))]
+        todo = [s for s in symbols if not self._already_done(s)]
         for symbol in set(symbols) - set(todo):
             outcomes[symbol] = SymbolOutcome(symbol, "skipped", "model exists (--skip-existing)")
         histories = await fetch_all(todo, self.offline)
@@ -214,6 +216,13 @@ class TrainingRun:
                 outcomes[without_data[0]].reason,
             )
         return jobs
+
+    def _already_done(self, symbol: str) -> bool:
+        """Skipped: it has a model and, with ``--resume``, no interrupted fit to finish
+        (an interrupted retrain of a symbol that already had a model is resumed)."""
+        if not (self.skip_existing and self.registry.has_model(symbol)):
+            return False
+        return not (self.resume and has_resume_state(self.registry.checkpoint_dir(symbol)))
 
     async def _train(self, jobs: list[TrainJob], outcomes: dict[str, SymbolOutcome]) -> None:
         if not jobs:

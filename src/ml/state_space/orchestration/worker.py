@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -106,11 +107,14 @@ def run_job(job: TrainJob) -> TrainingResult:
     then one record per finished epoch. Without a ``work_dir`` (Dask) scratch state
     lives in a temporary directory on the worker.
     """
+    from ml.state_space.training.loop import discard_corrupt_resume_state
     from ml.state_space.training.trainer import train_symbol
 
     _report_epoch(job.symbol, {"epoch": 0})
     if job.work_dir is not None:
-        if not job.resume:
+        if job.resume:
+            discard_corrupt_resume_state(Path(job.work_dir), job.symbol)
+        else:
             shutil.rmtree(job.work_dir, ignore_errors=True)
         return train_symbol(job.symbol, job.prices, job.config, job.work_dir, _report_epoch)
     with tempfile.TemporaryDirectory(prefix=f"train-{job.symbol}-") as work_dir:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -87,6 +88,44 @@ def fit_network(
         network.load_weights(best_path)
     stop_reason = "early_stopping" if len(history) < config.epochs else "max_epochs"
     return history, stop_reason
+
+
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
+def has_resume_state(work_dir: Path) -> bool:
+    """Whether ``work_dir`` holds the state of an interrupted fit (``BackupAndRestore``
+    deletes its backup when a fit ends)."""
+    return (work_dir / "backup").is_dir()
+
+
+def discard_corrupt_resume_state(work_dir: Path, symbol: str) -> None:
+    """Remove resume state that cannot be read (a kill while it was written leaves a
+    truncated file, and every later resume would fail on it): that fit starts afresh."""
+    files = [p for p in (work_dir / "backup").rglob("*") if p.is_file()]
+    files += [p for p in (work_dir / "best.weights.h5",) if p.exists()]
+    broken = [p for p in files if not _readable(p)]
+    if broken:
+        logger.warning(
+            "%s: resume state %s is unreadable (interrupted while written?); training "
+            "from the first epoch",
+            symbol,
+            ", ".join(str(p) for p in broken),
+        )
+        shutil.rmtree(work_dir / "backup", ignore_errors=True)
+        (work_dir / "best.weights.h5").unlink(missing_ok=True)
+
+
+def _readable(path: Path) -> bool:
+    if path.suffix == ".h5":
+        with path.open("rb") as file:
+            return file.read(len(HDF5_SIGNATURE)) == HDF5_SIGNATURE
+    if path.suffix == ".json":
+        try:
+            json.loads(path.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError):
+            return False
+    return True
 
 
 def refit_network(
