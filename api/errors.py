@@ -18,8 +18,13 @@ from api.schemas import ErrorResponse
 from ml.state_space.data.quality import DataQualityError
 from ml.state_space.data.sources import DataUnavailableError
 from ml.state_space.data.symbols import InvalidSymbolError
+from ml.state_space.models.card import CardSchemaError
 from ml.state_space.models.neural import InsufficientHistoryError
-from ml.state_space.registry import ArtifactMismatchError, ModelNotFoundError
+from ml.state_space.registry import (
+    ArtifactMismatchError,
+    CorruptArtifactError,
+    ModelNotFoundError,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +37,8 @@ ERROR_TABLE: tuple[tuple[type[Exception], int, str], ...] = (
     (InsufficientHistoryError, 422, "insufficient_history"),
     (DataQualityError, 422, "data_quality"),
     (ArtifactMismatchError, 503, "artifact_mismatch"),
+    (CorruptArtifactError, 503, "artifact_corrupt"),
+    (CardSchemaError, 503, "artifact_corrupt"),
 )
 HTTP_CODES = {
     401: "unauthorized",

@@ -21,7 +21,13 @@ from typing import Any
 from api.metrics import ApiMetrics
 from ml.state_space.data.symbols import validate_symbol
 from ml.state_space.forecast import ServedModel, UnskilledPolicy
-from ml.state_space.registry import ModelNotFoundError, ModelRegistry
+from ml.state_space.models.card import CardSchemaError
+from ml.state_space.registry import (
+    CorruptArtifactError,
+    ModelArtifacts,
+    ModelNotFoundError,
+    ModelRegistry,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -122,9 +128,7 @@ class ModelCache:
             artifacts = self.registry.load_artifacts(symbol)
             test_skill = self._test_skill(symbol, artifacts.metadata)
             with _KERAS_LOCK:
-                forecaster = ServedModel.from_artifacts(
-                    artifacts, test_skill, self.registry.load_backtest(), self.unskilled
-                )
+                forecaster = self._served(artifacts, test_skill)
         except Exception:
             self.metrics.model_loads.labels("error").inc()
             raise
@@ -136,12 +140,30 @@ class ModelCache:
         )
         return LoadedModel(symbol, forecaster, fingerprint)
 
+    def _served(self, artifacts: ModelArtifacts, test_skill: dict[str, Any]) -> ServedModel:
+        """The servable model; weights or a card that cannot be rebuilt are a clear 503."""
+        symbol = artifacts.symbol
+        try:
+            return ServedModel.from_artifacts(
+                artifacts, test_skill, self.registry.load_backtest(), self.unskilled
+            )
+        except CardSchemaError:
+            raise
+        except Exception as error:  # a corrupt .keras file: zip, HDF5, Keras or TF errors
+            raise self.registry.corrupt(
+                symbol, self.registry.weights_path(symbol), error
+            ) from error
+
     def _test_skill(self, symbol: str, metadata: dict[str, Any]) -> dict[str, Any]:
-        """Per-horizon test metrics of this very version ({} if absent or from another one)."""
+        """Per-horizon test metrics of this very version ({} if absent, unreadable or from
+        another one)."""
         try:
             metrics = self.registry.load_metrics(symbol)
         except ModelNotFoundError:
             logger.warning("%s has no metrics file; serving without test skill", symbol)
+            return {}
+        except CorruptArtifactError as error:
+            logger.warning("%s; serving without test skill", error)
             return {}
         if metrics.get("version") != metadata.get("version"):
             logger.warning(

@@ -225,8 +225,16 @@ class ModelSummary(BaseModel):
         )
 
 
+class BrokenModel(BaseModel):
+    symbol: str
+    message: str = Field(description="which file cannot be read, and how to fix it")
+
+
 class ModelList(BaseModel):
-    models: list[ModelSummary]
+    models: list[ModelSummary] = Field(description="models that can be served")
+    broken: list[BrokenModel] = Field(
+        default_factory=list, description="models whose files cannot be read (503 on use)"
+    )
 
 
 class ModelDetail(ModelSummary):

@@ -9,9 +9,9 @@ from fastapi import APIRouter
 
 from api.deps import ApiKey, ServiceDep, Symbol
 from api.errors import ERROR_RESPONSES
-from api.schemas import BacktestFigures, ModelDetail, ModelList, ModelSummary
+from api.schemas import BacktestFigures, BrokenModel, ModelDetail, ModelList, ModelSummary
 from ml.state_space.forecast import published_backtest
-from ml.state_space.registry import ModelNotFoundError
+from ml.state_space.registry import CorruptArtifactError, ModelNotFoundError
 
 logger = logging.getLogger(__name__)
 
@@ -25,13 +25,16 @@ HEAVY_METRICS = ("test_forecasts",)  # per-window forecast table: for audits, no
 @router.get("", response_model=ModelList)
 def list_models(service: ServiceDep) -> ModelList:
     """Every symbol with a model on disk: version, training date, data range."""
-    summaries = []
+    summaries, broken = [], []
     for symbol in service.registry.symbols():
         try:
             summaries.append(ModelSummary.from_metadata(service.registry.load_metadata(symbol)))
         except ModelNotFoundError:  # deleted between listing and reading
             logger.info("model %s vanished while listing", symbol)
-    return ModelList(models=summaries)
+        except (CorruptArtifactError, KeyError, TypeError, ValueError) as error:
+            logger.warning("model %s is unreadable: %s", symbol, error)
+            broken.append(BrokenModel(symbol=symbol, message=str(error)))
+    return ModelList(models=summaries, broken=broken)
 
 
 @router.get("/{symbol:path}", response_model=ModelDetail)
@@ -40,7 +43,8 @@ def model_detail(symbol: Symbol, service: ServiceDep) -> ModelDetail:
     metadata = service.registry.load_metadata(symbol)
     try:
         metrics = service.registry.load_metrics(symbol)
-    except ModelNotFoundError:
+    except (ModelNotFoundError, CorruptArtifactError) as error:
+        logger.warning("%s: no metrics shown: %s", symbol, error)
         metrics = {}
     light = {key: value for key, value in metrics.items() if key not in HEAVY_METRICS}
     summary = ModelSummary.from_metadata(metadata)

@@ -118,6 +118,44 @@ def test_weights_that_do_not_match_their_metadata_are_503(
     assert "Retrain" in response.json()["message"]
 
 
+def test_unreadable_metadata_is_503_naming_the_file_and_the_model_is_listed_as_broken(
+    client: TestClient, registry: ModelRegistry
+) -> None:
+    registry.metadata_path("AAPL").write_text("{not json")
+    for path in ("/predict/AAPL", "/models/AAPL"):
+        response = client.get(path)
+        assert response.status_code == 503, path
+        assert response.json()["error"] == "artifact_corrupt"
+        assert "metadata/AAPL.json" in response.json()["message"]
+        assert "train_mamba_models.py --symbols AAPL" in response.json()["message"]
+    listing = client.get("/models").json()
+    assert [m["symbol"] for m in listing["models"]] == ["^GSPC"]
+    assert [b["symbol"] for b in listing["broken"]] == ["AAPL"]
+    assert client.get("/predict/%5EGSPC").status_code == 200  # the others still serve
+
+
+def test_an_unreadable_metrics_file_only_nulls_the_skill(
+    client: TestClient, registry: ModelRegistry
+) -> None:
+    registry.metrics_path("AAPL").write_bytes(b"\xff\xfe garbage")
+    response = client.get("/predict/AAPL")
+    assert response.status_code == 200
+    assert all(h["test_skill_vs_random_walk"] is None for h in response.json()["horizons"])
+    assert client.get("/models/AAPL").json()["metrics"] == {}
+
+
+def test_garbage_weights_with_a_matching_hash_are_503(
+    client: TestClient, registry: ModelRegistry
+) -> None:
+    garbage = b"PK\x03\x04 not a keras archive"
+    metadata = registry.load_metadata("AAPL")
+    registry.save("AAPL", garbage, metadata, registry.load_metrics("AAPL"))
+    response = client.get("/predict/AAPL")
+    assert response.status_code == 503
+    assert response.json()["error"] == "artifact_corrupt"
+    assert "weights/AAPL.keras" in response.json()["message"]
+
+
 @pytest.mark.parametrize(("exc_type", "status", "code"), ERROR_TABLE)
 def test_library_errors_map_to_status_codes(
     client: TestClient, monkeypatch: pytest.MonkeyPatch, exc_type, status: int, code: str

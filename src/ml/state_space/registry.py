@@ -40,6 +40,10 @@ class ModelNotFoundError(LookupError):
     """No trained model exists for a symbol."""
 
 
+class CorruptArtifactError(RuntimeError):
+    """A model file exists but cannot be read; the message names the file and the fix."""
+
+
 class ArtifactMismatchError(RuntimeError):
     """The weights on disk do not belong to the metadata on disk."""
 
@@ -188,9 +192,21 @@ class ModelRegistry:
 
     def _read_json(self, path: Path, symbol: str) -> dict[str, Any]:
         try:
-            return json.loads(path.read_text(encoding="utf-8"))
+            data = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError as error:
             raise self._not_found(symbol) from error
+        except (ValueError, OSError) as error:  # JSONDecodeError and UnicodeDecodeError
+            raise self.corrupt(symbol, path, error) from error
+        if not isinstance(data, dict):
+            raise self.corrupt(symbol, path, TypeError(f"a JSON {type(data).__name__}"))
+        return data
+
+    def corrupt(self, symbol: str, path: Path, error: BaseException) -> CorruptArtifactError:
+        """The error for an unreadable model file of ``symbol``."""
+        return CorruptArtifactError(
+            f"{symbol}: {path} cannot be read ({type(error).__name__}: {error}). Retrain it: "
+            f"python scripts/train_mamba_models.py --symbols {symbol} --models-dir {self.root}"
+        )
 
     def _not_found(self, symbol: str) -> ModelNotFoundError:
         return ModelNotFoundError(
