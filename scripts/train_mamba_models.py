@@ -16,7 +16,7 @@ import sys
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from ml.cli.args import positive_float, positive_int
+from ml.cli.args import positive_float, positive_int, writable_directory
 from ml.state_space.data.universe import resolve_symbols
 from ml.state_space.registry import DEFAULT_ROOT, ModelRegistry
 
@@ -60,7 +60,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--learning-rate", type=positive_float, default=model_defaults.learning_rate
     )
-    parser.add_argument("--models-dir", default=str(DEFAULT_ROOT))
+    parser.add_argument("--models-dir", type=writable_directory, default=str(DEFAULT_ROOT))
     parser.add_argument(
         "--offline", action="store_true", default=None, help="never touch the network"
     )

@@ -289,3 +289,14 @@ def test_resume_finishes_an_interrupted_retrain_of_a_symbol_that_has_a_model(tmp
     skipping = TrainingRun(registry, tiny_training_config(), skip_existing=True)
     assert not resuming._already_done("AAPL") and resuming._already_done("MSFT")
     assert skipping._already_done("AAPL") and skipping._already_done("MSFT")
+
+
+def test_a_models_dir_that_is_a_file_is_a_usage_error(tmp_path, capsys):
+    from scripts.train_mamba_models import parse_args
+
+    a_file = tmp_path / "models"
+    a_file.write_text("not a directory")
+    with pytest.raises(SystemExit) as stopped:
+        parse_args(["--symbols", "AAPL", "--models-dir", str(a_file)])
+    assert stopped.value.code == 2
+    assert "is not a writable directory" in capsys.readouterr().err

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import tempfile
+from pathlib import Path
 
 
 def positive_int(text: str) -> int:
@@ -25,3 +27,17 @@ def positive_float(text: str) -> float:
     if not 0 < value < float("inf"):
         raise argparse.ArgumentTypeError(f"{value} must be a finite number > 0")
     return value
+
+
+def writable_directory(text: str) -> str:
+    """A directory this process can write into, created if missing: a models directory
+    that is a file or read-only is a usage error before any work, not a crash after it."""
+    try:
+        Path(text).mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=text):
+            pass
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        message = f"{text!r} is not a writable directory ({reason})"
+        raise argparse.ArgumentTypeError(message) from error
+    return text
