@@ -45,8 +45,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     for module in (health, models, predict):
         app.include_router(module.router)
+    if settings.api_key is None:
+        _document_without_api_key(app)
     logger.info("app created (models dir %s, offline=%s)", settings.models_dir, settings.offline)
     return app
+
+
+def _document_without_api_key(app: FastAPI) -> None:
+    """Without a configured key the routes are open: the schema must not ask for one."""
+    generate = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            schema = generate()
+            schema.get("components", {}).pop("securitySchemes", None)
+            for operations in schema["paths"].values():
+                for operation in operations.values():
+                    operation.pop("security", None)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _configure_logging(level: str) -> None:

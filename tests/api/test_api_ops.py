@@ -108,3 +108,14 @@ def test_settings_come_from_the_environment(
     monkeypatch.setenv("MAMBA_API_MODELS_DIR", str(tmp_path / "file"))
     with pytest.raises(ValidationError, match="not a directory"):
         Settings()
+
+
+def test_the_schema_asks_for_an_api_key_only_when_one_is_configured(make_app, api_key):
+    with TestClient(make_app()) as client:
+        open_schema = client.get("/openapi.json").json()
+    with TestClient(make_app(api_key=api_key)) as client:
+        guarded = client.get("/openapi.json").json()
+    assert "securitySchemes" not in open_schema.get("components", {})
+    assert all("security" not in op for ops in open_schema["paths"].values() for op in ops.values())
+    assert "APIKeyHeader" in guarded["components"]["securitySchemes"]
+    assert "security" in guarded["paths"]["/predict/{symbol}"]["get"]
