@@ -74,3 +74,10 @@ def test_directional_accuracy_and_always_up_use_the_same_windows():
     assert model == pytest.approx((1 + 0 + 0.5) / 3)
     assert always_up == pytest.approx(2 / 3)
     assert directional_accuracy(np.zeros(3), np.ones(3)) == (None, None)
+
+
+def test_a_no_change_median_scores_exactly_as_the_random_walk():
+    y = np.random.default_rng(3).normal(0, 0.02, 10_001).astype(np.float32)
+    band = np.stack([y * 0 - 0.03, np.zeros_like(y, dtype=np.float64), y * 0 + 0.03], axis=1)
+    metrics = horizon_metrics(y, band, (0.1, 0.5, 0.9), train_drift=0.001)
+    assert metrics["skill_vs_random_walk"] == 0.0  # not -1e-7: no spurious "worse" flag
