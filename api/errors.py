@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.schemas import ErrorResponse
 from ml.state_space.data.quality import DataQualityError
@@ -101,9 +102,35 @@ async def _http_error(request: Request, error: StarletteHTTPException) -> JSONRe
     return error_response(error.status_code, body, headers=getattr(error, "headers", None))
 
 
-async def _unexpected_error(request: Request, error: Exception) -> JSONResponse:
-    logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=error)
-    return error_response(500, INTERNAL_ERROR)
+class InternalErrorGuard:
+    """Answer an unexpected exception with the JSON 500 and end it here.
+
+    An exception handler for ``Exception`` would run in Starlette's outermost
+    middleware, which re-raises after answering, and the server then drops the
+    keep-alive connection: the client's next request, for any symbol, would fail.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as error:
+            if started:  # part of a response is out: nothing valid can follow it
+                raise
+            logger.error("unhandled error on %s %s", scope["method"], scope["path"], exc_info=error)
+            await error_response(500, INTERNAL_ERROR)(scope, receive, send)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -112,4 +139,4 @@ def install_error_handlers(app: FastAPI) -> None:
         app.add_exception_handler(exc_type, _library_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(Exception, _unexpected_error)
+    app.add_middleware(InternalErrorGuard)  # before the other middleware: the innermost

@@ -40,9 +40,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.metrics = metrics
     app.state.service = PredictionService(settings, metrics)
+    install_error_handlers(app)  # its error guard is the innermost middleware
     app.add_middleware(EdgeGuard, api_key=settings.api_key, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)  # outermost: counts refusals too
-    install_error_handlers(app)
     for module in (health, models, predict):
         app.include_router(module.router)
     if settings.api_key is None:

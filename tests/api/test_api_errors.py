@@ -174,7 +174,9 @@ def test_library_errors_map_to_status_codes(
 def test_unexpected_errors_are_500_without_internals(
     make_app, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with TestClient(make_app(), raise_server_exceptions=False) as client:
+    # raise_server_exceptions (the default): the error must end in the app, not reach the
+    # server, which would drop the keep-alive connection for the client's next request
+    with TestClient(make_app()) as client:
 
         def crash(symbol: str) -> None:
             raise KeyError("secret internal detail")
@@ -184,6 +186,7 @@ def test_unexpected_errors_are_500_without_internals(
         assert response.status_code == 500
         assert response.json()["error"] == "internal_error"
         assert "secret" not in response.text
+        assert client.get("/health").status_code == 200
 
 
 GOOD = [{"date": "2020-01-02", "close": 10.0}, {"date": "2020-01-03", "close": 10.5}]
