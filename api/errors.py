@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.schemas import ErrorResponse
@@ -56,6 +57,7 @@ BODY_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
+HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 INTERNAL_ERROR = ErrorResponse(error="internal_error", message="internal server error (see log)")
 MAX_DETAILS = 20
 
@@ -98,8 +100,28 @@ async def _validation_error(request: Request, error: RequestValidationError) -> 
 
 async def _http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
     code = HTTP_CODES.get(error.status_code, f"http_{error.status_code}")
-    body = ErrorResponse(error=code, message=str(error.detail))
-    return error_response(error.status_code, body, headers=getattr(error, "headers", None))
+    headers = getattr(error, "headers", None)
+    message = str(error.detail)
+    if error.status_code == 405:
+        allowed = allowed_methods(request)
+        headers = {**(headers or {}), "Allow": ", ".join(allowed)}
+        message = (
+            f"{request.method} is not allowed on {request.url.path}; use {' or '.join(allowed)}"
+        )
+    return error_response(error.status_code, ErrorResponse(error=code, message=message), headers)
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this path (Starlette names only the first
+    matching route's): the router is asked, method by method."""
+    routes = request.app.router.routes
+    return [
+        method
+        for method in HTTP_METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes
+        )
+    ]
 
 
 class InternalErrorGuard:

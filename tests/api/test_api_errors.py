@@ -243,3 +243,21 @@ def test_unknown_route_is_json_404(client: TestClient) -> None:
     response = client.get("/nope")
     assert response.status_code == 404
     assert response.json()["error"] == "not_found"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("OPTIONS", "/predict/AAPL", "GET, POST"),
+        ("DELETE", "/predict", "POST"),
+        ("PUT", "/models", "GET"),
+    ],
+)
+def test_a_wrong_method_is_405_naming_every_allowed_one(
+    client: TestClient, method: str, path: str, allowed: str
+) -> None:
+    response = client.request(method, path)
+    assert response.status_code == 405
+    assert response.headers["allow"] == allowed
+    assert response.json()["error"] == "method_not_allowed"
+    assert allowed.replace(", ", " or ") in response.json()["message"]
