@@ -5,11 +5,14 @@ oversized body would cost memory and CPU before it could be refused. This pure A
 middleware refuses both first for requests that may carry a body: a wrong or missing key
 (when one is configured) is a 401 without reading the body; a ``Content-Length`` above the
 limit is a 413 at once, and a body without one (chunked) is read only up to the limit.
-Bodyless requests (GET, HEAD, ...) pass through to the routes' own key check.
+The body is read here, whole, before the app sees it: a client that stops sending it for
+``body_timeout_s`` gets a 408 and frees its connection. Bodyless requests (GET, HEAD, ...)
+pass through to the routes' own key check.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 
@@ -30,13 +33,20 @@ def key_matches(expected: SecretStr | None, given: str | None) -> bool:
 
 
 class EdgeGuard:
-    """Refuse requests with a wrong API key (401) or a body over ``max_body_bytes`` (413)
-    before any of the body is parsed."""
+    """Refuse requests with a wrong API key (401), a body over ``max_body_bytes`` (413)
+    or a body that stalls for ``body_timeout_s`` (408) before any of it is parsed."""
 
-    def __init__(self, app: ASGIApp, api_key: SecretStr | None, max_body_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        api_key: SecretStr | None,
+        max_body_bytes: int,
+        body_timeout_s: float = 10.0,
+    ) -> None:
         self.app = app
         self.api_key = api_key
         self.max_body_bytes = max_body_bytes
+        self.body_timeout_s = body_timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] in BODYLESS_METHODS:
@@ -53,23 +63,31 @@ class EdgeGuard:
             )
             return
         length = headers.get("content-length")
-        if length is not None:
-            if not length.isdigit() or int(length) > self.max_body_bytes:
-                await self._too_large(send)
-            else:
-                await self.app(scope, receive, send)
+        if length is not None and (not length.isdigit() or int(length) > self.max_body_bytes):
+            await self._too_large(send)
             return
-        body = await self._read_limited(receive)
+        try:
+            body = await self._read_limited(receive)
+        except TimeoutError:
+            await _refuse(
+                send,
+                408,
+                "body_timeout",
+                f"the request body stalled for {self.body_timeout_s:g} s "
+                "(MAMBA_API_BODY_TIMEOUT_S): send it at once",
+            )
+            return
         if body is None:
             await self._too_large(send)
             return
         await self.app(scope, _replay(body), send)
 
     async def _read_limited(self, receive: Receive) -> list[Message] | None:
-        """A chunked body's messages, or ``None`` once it passes the limit."""
+        """The body's messages, or ``None`` once it passes the limit; ``TimeoutError`` when
+        the client sends nothing for ``body_timeout_s``."""
         messages, size = [], 0
         while True:
-            message = await receive()
+            message = await asyncio.wait_for(receive(), self.body_timeout_s)
             messages.append(message)
             if message["type"] != "http.request":
                 return messages

@@ -41,7 +41,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = metrics
     app.state.service = PredictionService(settings, metrics)
     install_error_handlers(app)  # its error guard is the innermost middleware
-    app.add_middleware(EdgeGuard, api_key=settings.api_key, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        EdgeGuard,
+        api_key=settings.api_key,
+        max_body_bytes=settings.max_body_bytes,
+        body_timeout_s=settings.body_timeout_s,
+    )
     app.add_middleware(MetricsMiddleware, metrics=metrics)  # outermost: counts refusals too
     for module in (health, models, predict):
         app.include_router(module.router)

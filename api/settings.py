@@ -47,6 +47,9 @@ class Settings(BaseSettings):
         le=256 * 2**20,
         description="largest request body; bigger ones get 413 before they are read",
     )
+    body_timeout_s: float = Field(
+        10.0, gt=0, le=600, description="a request body that stalls this long gets 408"
+    )
     max_batch: int = Field(20, ge=1, le=MAX_BATCH_LIMIT, description="symbols per POST /predict")
     log_level: str = Field("INFO", description="level of the api.* and ml.* loggers")
     api_key: SecretStr | None = Field(

@@ -98,3 +98,26 @@ def test_with_the_api_key_a_body_is_served(make_app, api_key):
         )
     assert refused.status_code == 401 and refused.json()["error"] == "unauthorized"
     assert allowed.status_code == 200
+
+
+def test_a_body_that_stalls_is_408_and_never_reaches_the_app():
+    reached, messages = [], []
+
+    async def app(scope, receive, send):
+        reached.append(scope)
+
+    async def send(message):
+        messages.append(message)
+
+    chunks = [{"type": "http.request", "body": b'{"symbols": [', "more_body": True}]
+
+    async def receive():
+        if chunks:
+            return chunks.pop()
+        await asyncio.sleep(3600)  # a client that stopped sending
+
+    guard = EdgeGuard(app, None, LIMIT, body_timeout_s=0.05)
+    scope = {"type": "http", "method": "POST", "path": "/predict", "headers": []}
+    asyncio.run(guard(scope, receive, send))
+    assert not reached and messages[0]["status"] == 408
+    assert json.loads(messages[1]["body"])["error"] == "body_timeout"
