@@ -13,6 +13,14 @@ Example:
 ``--monotone-bands`` also scores each variant with its bands widened so that none is
 narrower than a shorter horizon's (what the neural forecasters now do at prediction),
 from the saved forecasts, without refitting.
+
+``--ensemble`` also scores ``ensemble/<model>``: the quantiles of each model averaged
+over the runs, which is the seed ensemble of ``backtest.py --seeds`` when the runs differ
+only in ``--seeds``. ``--against VARIANT`` scores every variant against that one instead
+of the random walk (skill and Diebold-Mariano verdicts of one variant over another):
+
+    python scripts/compare_backtests.py reports/k1 reports/k10 --models mamba \
+        --against k1/mamba
 """
 
 from __future__ import annotations
@@ -24,7 +32,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ml.state_space.evaluation.report import FORECASTS_FILE, score_backtest, summary_table
+from ml.state_space.evaluation.backtest import ensemble_seeds
+from ml.state_space.evaluation.report import (
+    BASELINE,
+    FORECASTS_FILE,
+    score_backtest,
+    summary_table,
+)
 from ml.state_space.evaluation.scoring import quantile_column, quantile_levels
 from ml.state_space.models.postprocess import monotone_bands
 
@@ -74,6 +88,14 @@ def with_monotone_bands(forecasts: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+def with_ensemble(forecasts: pd.DataFrame) -> pd.DataFrame:
+    """Adds ``ensemble/<model>``: each model's quantiles averaged over the runs."""
+    variants = forecasts[forecasts["model"] != BASELINE]
+    base = variants["model"].str.split("/", n=1).str[1]
+    members = variants.assign(model="ensemble/" + base)
+    return pd.concat([forecasts, ensemble_seeds(members)], ignore_index=True)
+
+
 def print_widened_share(forecasts: pd.DataFrame) -> None:
     """How often ``--monotone-bands`` changed a variant's quantiles, per horizon."""
     columns = [quantile_column(level) for level in quantile_levels(forecasts.columns)]
@@ -98,6 +120,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--monotone-bands", action="store_true", help="also score each variant's widened bands"
     )
+    parser.add_argument(
+        "--ensemble", action="store_true", help="also score each model averaged over the runs"
+    )
+    parser.add_argument(
+        "--against", metavar="VARIANT", help="score against this variant, not the random walk"
+    )
     args = parser.parse_args(argv)
     missing = [str(run) for run in args.runs if not (run / FORECASTS_FILE).is_file()]
     if missing:
@@ -108,10 +136,20 @@ def main(argv: list[str] | None = None) -> int:
     if forecasts.empty or "rw" not in set(forecasts["model"]):
         print("error: the runs share no window with a random-walk forecast", file=sys.stderr)
         return 1
+    if args.ensemble:
+        forecasts = with_ensemble(forecasts)
     if args.monotone_bands:
         forecasts = with_monotone_bands(forecasts)
         print_widened_share(forecasts)
-    report = score_backtest(forecasts)
+    baseline = args.against or BASELINE
+    if baseline not in set(forecasts["model"]):
+        known = ", ".join(sorted(set(forecasts["model"])))
+        print(f"error: --against {baseline}: no such variant (have {known})", file=sys.stderr)
+        return 2
+    if args.against:
+        forecasts = forecasts[forecasts["model"] != BASELINE]
+        print(f"skill and Diebold-Mariano verdicts against {baseline}, not the random walk")
+    report = score_backtest(forecasts, baseline)
     for horizon, table in report.summary.groupby("horizon", sort=True):
         print(f"\n## h = {horizon} trading days\n")
         print(summary_table(table))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from scripts.compare_backtests import load_variants, main, with_monotone_bands
+from scripts.compare_backtests import load_variants, main, with_ensemble, with_monotone_bands
 
 
 def _run(path, models, dates, seed):
@@ -73,3 +73,27 @@ def test_monotone_bands_variant_widens_only_the_narrower_longer_horizon():
     np.testing.assert_allclose(widened.xs(5, level="horizon")["q0.9"], 0.02)
     np.testing.assert_allclose(widened.xs(5, level="horizon")["q0.1"], -0.02)
     np.testing.assert_allclose(widened.xs(1, level="horizon")["q0.9"], 0.02)
+
+
+def test_an_ensemble_averages_the_runs_and_variants_can_be_scored_against_each_other(
+    tmp_path, capsys
+):
+    dates = pd.bdate_range("2020-01-01", periods=120)
+    first = _run(tmp_path / "s1", ["rw", "mamba"], dates, 0)
+    second = _run(tmp_path / "s2", ["rw", "mamba"], dates, 0)
+    frame = pd.read_parquet(second / "forecasts.parquet")
+    frame.loc[frame["model"] == "mamba", "q0.5"] = 0.0  # the second seed forecasts no change
+    frame.to_parquet(second / "forecasts.parquet")
+    forecasts = with_ensemble(load_variants([first, second], None))
+    ensemble = forecasts[forecasts["model"] == "ensemble/mamba"].set_index(
+        ["symbol", "origin_date"]
+    )
+    member = forecasts[forecasts["model"] == "s1/mamba"].set_index(["symbol", "origin_date"])
+    np.testing.assert_allclose(ensemble["q0.5"], member["q0.5"].reindex(ensemble.index) / 2)
+
+    assert main([str(first), str(second), "--ensemble", "--against", "s2/mamba"]) == 0
+    printed = capsys.readouterr().out
+    assert "against s2/mamba" in printed
+    # the half-way forecast is better than no change on every symbol: significant skill
+    assert "| ensemble/mamba | 3 | 100% |" in printed and "| rw |" not in printed
+    assert main([str(first), "--against", "nope/mamba"]) == 2

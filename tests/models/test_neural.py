@@ -218,3 +218,19 @@ def test_the_trainer_serves_a_refit_on_every_price_and_keeps_the_test_scores(aap
     anchor = pd.Timestamp(result.metrics["test_forecasts"]["anchor_dates"][-1])
     stored = result.metrics["test_forecasts"]["h1"]["q0.5"][-1]
     assert served.predict(prices.loc[:anchor]).loc[1, "q0.5"] != pytest.approx(stored, abs=2e-5)
+
+
+def test_a_forecaster_trained_at_several_steps_serves_one_window_per_forecast(aapl, tmp_path):
+    prices = aapl.loc[:"2019-12-31"]
+    config = tiny_training_config(supervised_steps=4, refit=True)
+    fitted = MambaForecaster(training_config=config).fit(prices, symbol="AAPL")
+    assert fitted.card.config["supervised_steps"] == 4
+    assert fitted.network.output_shape == (None, 2, 3)  # the served network: last step only
+    origins = aapl.loc["2020-01-02":"2020-01-31"].index
+    quantiles = fitted.predict_quantiles(aapl, origins)
+    assert quantiles.shape == (len(origins), 2, 3) and np.isfinite(quantiles).all()
+    loaded = NeuralForecaster.load(fitted.save(tmp_path / "m"))
+    np.testing.assert_allclose(loaded.predict_quantiles(aapl, origins), quantiles, rtol=1e-6)
+    one_step = MambaForecaster(training_config=replace(config, supervised_steps=1)).fit(prices)
+    networks = [m.predict_quantiles(aapl, origins, "model") for m in (one_step, fitted)]
+    assert not np.allclose(*networks)  # trained otherwise

@@ -72,7 +72,7 @@ def test_a_refit_replays_the_learning_rates_it_is_given():
         None,
         None,
     )
-    config = tiny_training_config(augment=False)
+    config = tiny_training_config(augment=False, supervised_steps=1)  # a one-step network
     refit_network(model, windows, np.ones(2, "float32"), config, [0.01, 0.004, 0.002], "TEST")
     assert float(model.optimizer.learning_rate) == pytest.approx(0.002)
     assert int(model.optimizer.iterations) == 3 * (256 // config.batch_size)

@@ -40,17 +40,17 @@ class BacktestReport:
     summary: pd.DataFrame
 
 
-def score_backtest(forecasts: pd.DataFrame) -> BacktestReport:
-    """Every model scored against the random walk on the same windows."""
-    scores = score_forecasts(forecasts, baseline=BASELINE)
+def score_backtest(forecasts: pd.DataFrame, baseline: str = BASELINE) -> BacktestReport:
+    """Every model scored against ``baseline`` (the random walk) on the same windows."""
+    scores = score_forecasts(forecasts, baseline=baseline)
     fold_scores = score_forecasts(
-        forecasts, baseline=BASELINE, by=("model", "symbol", "horizon", "fold")
+        forecasts, baseline=baseline, by=("model", "symbol", "horizon", "fold")
     )
     return BacktestReport(
         scores=scores,
         fold_scores=fold_scores,
         fold_summary=summarize_by_fold(fold_scores),
-        summary=summarize(forecasts, scores, baseline=BASELINE),
+        summary=summarize(forecasts, scores, baseline=baseline),
     )
 
 

@@ -15,11 +15,13 @@ if TYPE_CHECKING:
 
 
 def quantile_head(features, config: MambaConfig):
-    """(batch, d) features -> (batch, n_horizons, n_quantiles) non-crossing quantiles."""
-    x = keras.layers.Dropout(config.dropout, name="head_dropout")(features)  # (b, d)
-    raw = keras.layers.Dense(config.n_horizons * config.n_quantiles, name="head")(x)  # (b, H*Q)
-    raw = keras.layers.Reshape((config.n_horizons, config.n_quantiles), name="head_grid")(raw)
-    return MonotoneQuantiles(config.median_index, name="quantiles")(raw)  # (b, H, Q)
+    """(batch, [K,] d) features -> (batch, [K,] n_horizons, n_quantiles) non-crossing
+    quantiles (K: the steps a network is supervised at)."""
+    x = keras.layers.Dropout(config.dropout, name="head_dropout")(features)  # (b, [K,] d)
+    raw = keras.layers.Dense(config.n_horizons * config.n_quantiles, name="head")(x)
+    grid = (*features.shape[1:-1], config.n_horizons, config.n_quantiles)
+    raw = keras.layers.Reshape(grid, name="head_grid")(raw)  # (b, [K,] H, Q)
+    return MonotoneQuantiles(config.median_index, name="quantiles")(raw)  # (b, [K,] H, Q)
 
 
 def compile_model(

@@ -1,7 +1,9 @@
 """Quantile (pinball) loss with an optional Huber term on the median, and a median-MAE metric.
 
 Shapes: ``y_true`` (batch, n_horizons) scaled forward log returns; ``y_pred``
-(batch, n_horizons, n_quantiles) predicted quantiles of those returns.
+(batch, n_horizons, n_quantiles) predicted quantiles of those returns. A network
+supervised at its last K steps adds a step axis after the batch: (batch, K, n_horizons)
+and (batch, K, n_horizons, n_quantiles); every loss is then the mean over the steps too.
 """
 
 from __future__ import annotations
@@ -31,10 +33,15 @@ def median_index(quantiles: Sequence[float]) -> int:
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
 def pinball_loss(y_true, y_pred, quantiles: Sequence[float]):
-    """Mean pinball loss over horizons and quantiles, per sample: (batch,)."""
+    """Mean pinball loss over (steps,) horizons and quantiles, per sample: (batch,)."""
     q = ops.convert_to_tensor(_check_quantiles(quantiles), dtype=y_pred.dtype)  # (Q,)
-    err = ops.expand_dims(ops.cast(y_true, y_pred.dtype), -1) - y_pred  # (b, H, Q)
-    return ops.mean(ops.maximum(q * err, (q - 1.0) * err), axis=(1, 2))  # (b,)
+    err = ops.expand_dims(ops.cast(y_true, y_pred.dtype), -1) - y_pred  # (b, [K,] H, Q)
+    return _mean_per_sample(ops.maximum(q * err, (q - 1.0) * err))  # (b,)
+
+
+def _mean_per_sample(values):
+    """Mean over every axis but the batch axis: (batch,)."""
+    return ops.mean(values, axis=tuple(range(1, len(values.shape))))
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -58,10 +65,11 @@ class QuantileLoss(keras.losses.Loss):
     def call(self, y_true, y_pred):
         loss = pinball_loss(y_true, y_pred, self.quantiles)  # (b,)
         if self.point_loss_weight:
-            err = ops.abs(ops.cast(y_true, y_pred.dtype) - y_pred[..., self.median_index])  # (b, H)
-            quad = ops.minimum(err, self.huber_delta)  # (b, H)
-            huber = 0.5 * ops.square(quad) + self.huber_delta * (err - quad)  # (b, H)
-            loss = loss + self.point_loss_weight * ops.mean(huber, axis=-1)  # (b,)
+            median = y_pred[..., self.median_index]  # (b, [K,] H)
+            err = ops.abs(ops.cast(y_true, y_pred.dtype) - median)  # (b, [K,] H)
+            quad = ops.minimum(err, self.huber_delta)
+            huber = 0.5 * ops.square(quad) + self.huber_delta * (err - quad)  # (b, [K,] H)
+            loss = loss + self.point_loss_weight * _mean_per_sample(huber)  # (b,)
         return loss
 
     def get_config(self) -> dict:
@@ -82,8 +90,8 @@ class MedianAbsoluteError(keras.metrics.MeanMetricWrapper):
         self.median_index = median_index
 
     def _error(self, y_true, y_pred):
-        err = ops.cast(y_true, y_pred.dtype) - y_pred[..., self.median_index]  # (b, H)
-        return ops.mean(ops.abs(err), axis=-1)  # (b,)
+        err = ops.cast(y_true, y_pred.dtype) - y_pred[..., self.median_index]  # (b, [K,] H)
+        return _mean_per_sample(ops.abs(err))  # (b,)
 
     def get_config(self) -> dict:
         return {"name": self.name, "dtype": self.dtype, "median_index": self.median_index}

@@ -114,14 +114,25 @@ class NeuralForecaster:
         fitted = f"fitted on {self.card.symbol}" if self.card else "not fitted"
         return f"{type(self).__name__}({fitted})"
 
-    def build_network(self, n_features: int) -> keras.Model:
-        """A compiled network (batch, seq_len, n_features) -> (batch, H, Q) scaled quantiles."""
+    def build_network(self, n_features: int, output_steps: int = 1) -> keras.Model:
+        """A compiled network (batch, seq_len, n_features) -> (batch, H, Q) scaled quantiles;
+        ``output_steps`` K > 1: the training network with the same weights, supervised at
+        the last K steps of each window, (batch, K, H, Q)."""
         raise NotImplementedError
 
-    def _shape_key(self, n_features: int) -> str:
-        """Everything that decides the compiled train step of this family's network."""
-        shape = [self.family, self.config.model.to_dict(), n_features, self.config.batch_size]
-        return json.dumps(shape, sort_keys=True)
+    def _trainer(self, network: keras.Model, n_features: int) -> keras.Model:
+        """The process's compiled training network of this shape, holding ``network``'s
+        initial weights (see ``training.compiled``)."""
+        config = self.config
+        shape = [
+            self.family,
+            config.model.to_dict(),
+            n_features,
+            config.batch_size,
+            config.output_steps,
+        ]
+        build = functools.partial(self.build_network, n_features, config.output_steps)
+        return NETWORKS.trainer_for(json.dumps(shape, sort_keys=True), network, build)
 
     @property
     def history_rows(self) -> int:
@@ -162,11 +173,7 @@ class NeuralForecaster:
         if config.target_scaling == "volatility":
             split = _volatility_scaled(split, prices, self.horizons)
         network = self.build_network(features.shape[1])  # seeded initial state
-        trainer = NETWORKS.trainer_for(
-            self._shape_key(features.shape[1]),
-            network,
-            functools.partial(self.build_network, features.shape[1]),
-        )
+        trainer = self._trainer(network, features.shape[1])
         if work_dir is None:
             with tempfile.TemporaryDirectory(prefix=f"fit-{symbol}-") as scratch:
                 history, stop = fit_network(trainer, split, config, Path(scratch), symbol, on_epoch)
@@ -214,11 +221,8 @@ class NeuralForecaster:
         if config.target_scaling == "volatility":
             split = _volatility_scaled(split, prices, self.horizons)
         keras.utils.set_random_seed(config.seed)
-        n_features = features.shape[1]
-        network = self.build_network(n_features)
-        trainer = NETWORKS.trainer_for(
-            self._shape_key(n_features), network, functools.partial(self.build_network, n_features)
-        )
+        network = self.build_network(features.shape[1])
+        trainer = self._trainer(network, features.shape[1])
         refit_network(trainer, split.train, split.target_scale, config, rates, card.symbol)
         copy_variables(trainer, network)
         card = replace(

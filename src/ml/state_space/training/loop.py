@@ -52,6 +52,7 @@ def fit_network(
         config.batch_size,
         DataAugmentor(seed=config.seed) if config.augment else None,
         seed=config.seed,
+        supervised_steps=config.output_steps,
     )
     epoch_log = EpochLog(symbol, work_dir / "history.json", on_epoch)
     best_path = work_dir / "best.weights.h5"
@@ -144,6 +145,7 @@ def refit_network(
         config.batch_size,
         DataAugmentor(seed=config.seed) if config.augment else None,
         seed=config.seed,
+        supervised_steps=config.output_steps,
     )
     schedule = keras.callbacks.LearningRateScheduler(lambda epoch, _: float(learning_rates[epoch]))
     fitted = network.fit(
@@ -168,7 +170,14 @@ def best_epoch(history: list[dict[str, Any]]) -> int | None:
 
 
 class TrainingBatches(keras.utils.PyDataset):
-    """Shuffled training batches, freshly augmented every epoch (seeded, reproducible)."""
+    """Shuffled training batches, freshly augmented every epoch (seeded, reproducible).
+
+    ``x`` (N, L, F) and ``y`` (N, H) are the windows of one segment, window ``i + 1``
+    ending one row after window ``i`` (stride 1). With ``supervised_steps`` K > 1 an
+    epoch uses every K-th window, each with the targets of its last K steps, (K, H): every
+    origin is a target once per epoch at a fraction of the cost, and the phase of the
+    chosen windows is drawn anew each epoch, so an origin is seen at varying depths.
+    """
 
     def __init__(
         self,
@@ -177,24 +186,37 @@ class TrainingBatches(keras.utils.PyDataset):
         batch_size: int,
         augmentor: DataAugmentor | None,
         seed: int,
+        supervised_steps: int = 1,
     ) -> None:
         super().__init__()
+        if not 1 <= supervised_steps <= len(x):
+            raise ValueError(f"supervised_steps={supervised_steps} needs as many windows")
         self.x, self.y, self.batch_size, self.augmentor = x, y, batch_size, augmentor
+        self.steps = supervised_steps
+        self.n_windows = (len(x) - supervised_steps + 1) // supervised_steps  # of every phase
         self._rng = np.random.default_rng(seed)
         self.on_epoch_end()
 
     def __len__(self) -> int:
         """Full batches only: a ragged last batch would be a new shape for the compiled step
         (the shuffle changes which windows sit out, every epoch)."""
-        return max(len(self.x) // self.batch_size, 1)
+        return max(self.n_windows // self.batch_size, 1)
 
     def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         rows = self._order[index * self.batch_size : (index + 1) * self.batch_size]
-        return self._epoch_x[rows], self.y[rows]
+        ends = self._ends[rows]  # (b,) window indices
+        if self.steps == 1:
+            return self._epoch_x[rows], self.y[ends]  # (b, L, F), (b, H)
+        targets = self.y[ends[:, None] + np.arange(1 - self.steps, 1)]  # (b, K, H)
+        return self._epoch_x[rows], targets
 
     def on_epoch_end(self) -> None:
-        self._order = self._rng.permutation(len(self.x))
-        self._epoch_x = self.augmentor.augment(self.x) if self.augmentor else self.x
+        phase = self._rng.integers(self.steps) if self.steps > 1 else 0
+        first = self.steps - 1 + phase
+        self._ends = np.arange(first, first + self.n_windows * self.steps, self.steps)
+        self._order = self._rng.permutation(self.n_windows)
+        x = self.x if self.steps == 1 else self.x[self._ends]
+        self._epoch_x = self.augmentor.augment(x) if self.augmentor else x
 
 
 class ValidationLoss(keras.callbacks.Callback):
@@ -210,6 +232,8 @@ class ValidationLoss(keras.callbacks.Callback):
         if logs is None or len(self.x) == 0:
             return
         predicted = padded_predict(self.model, self.x, self.batch_size)
+        if predicted.ndim == 4:  # a network supervised at several steps forecasts from its last
+            predicted = predicted[:, -1]  # (n, H, Q)
         logs["val_loss"] = float(keras.ops.convert_to_numpy(self.model.loss(self.y, predicted)))
         median = self.model.loss.median_index
         logs["val_median_mae"] = float(np.mean(np.abs(self.y - predicted[..., median])))

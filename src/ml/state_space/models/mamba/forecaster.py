@@ -14,6 +14,6 @@ class MambaForecaster(NeuralForecaster):
 
     family = "mamba"
 
-    def build_network(self, n_features: int) -> keras.Model:
+    def build_network(self, n_features: int, output_steps: int = 1) -> keras.Model:
         model_config = self.config.model
-        return compile_model(build_model(model_config, n_features), model_config)
+        return compile_model(build_model(model_config, n_features, output_steps), model_config)

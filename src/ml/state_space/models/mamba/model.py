@@ -82,14 +82,20 @@ class MambaConfig:
         return cls(**{k: v for k, v in data.items() if k in init})
 
 
-def build_model(config: MambaConfig, n_features: int) -> keras.Model:
-    """(batch, seq_len, n_features) -> (batch, n_horizons, n_quantiles) return quantiles."""
+def build_model(config: MambaConfig, n_features: int, output_steps: int = 1) -> keras.Model:
+    """(batch, seq_len, n_features) -> (batch, n_horizons, n_quantiles) return quantiles.
+
+    ``output_steps`` K > 1 gives the training network that is supervised at the last K
+    steps of each window: (batch, K, n_horizons, n_quantiles), with the same weights.
+    """
     if n_features < 1:
         raise ValueError(f"n_features must be >= 1, got {n_features!r}.")
+    check_output_steps(output_steps, config.seq_len)
     inputs = keras.Input((config.seq_len, n_features), name="window")  # (b, L, F)
     h = keras.layers.Dense(config.d_model, name="input_projection")(inputs)  # (b, L, d)
     for i in range(config.n_layers):
-        last = i == config.n_layers - 1  # the last block only computes the final step
+        last = i == config.n_layers - 1  # the last block only computes the output steps
+        last_step_only = last and output_steps == 1
         normed = keras.layers.RMSNormalization(epsilon=1e-5, name=f"norm_{i}")(h)  # (b, L, d)
         mixed = Mamba2(
             d_state=config.d_state,
@@ -97,14 +103,23 @@ def build_model(config: MambaConfig, n_features: int) -> keras.Model:
             head_dim=config.head_dim,
             d_conv=config.d_conv,
             chunk_size=config.chunk_size,
-            return_sequences=not last,
+            return_sequences=not last_step_only,
             name=f"mamba_{i}",
-        )(normed)  # (b, L, d), last block (b, d)
-        if last:
+        )(normed)  # (b, L, d), last block (b, d) or (b, K, d)
+        if last_step_only:
             h = keras.layers.Cropping1D((config.seq_len - 1, 0), name="last_step")(h)  # (b, 1, d)
             h = keras.layers.Flatten(name="last_flat")(h)  # (b, d)
-        noise = None if last else (None, 1, config.d_model)  # one channel mask per window
+        elif last:
+            crop = keras.layers.Cropping1D((config.seq_len - output_steps, 0), name="last_steps")
+            h, mixed = crop(h), crop(mixed)  # (b, K, d)
+        noise = None if last_step_only else (None, 1, config.d_model)  # one mask per window
         mixed = keras.layers.Dropout(config.dropout, noise_shape=noise, name=f"dropout_{i}")(mixed)
-        h = keras.layers.Add(name=f"residual_{i}")([h, mixed])  # (b, L, d), last block (b, d)
-    h = keras.layers.RMSNormalization(epsilon=1e-5, name="final_norm")(h)  # (b, d)
+        h = keras.layers.Add(name=f"residual_{i}")([h, mixed])  # (b, L, d), last (b, [K,] d)
+    h = keras.layers.RMSNormalization(epsilon=1e-5, name="final_norm")(h)  # (b, [K,] d)
     return keras.Model(inputs, quantile_head(h, config), name="mamba_forecaster")
+
+
+def check_output_steps(output_steps: int, seq_len: int) -> None:
+    """A network can be supervised at 1 to ``seq_len`` of its last steps."""
+    if not 1 <= output_steps <= seq_len:
+        raise ValueError(f"output_steps must be in [1, seq_len={seq_len}], got {output_steps!r}.")

@@ -1,0 +1,128 @@
+"""Training networks supervised at the last K steps of each window (``supervised_steps``)."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+from ml.state_space.features.engineer import TimeSeriesFeatureEngineer
+from ml.state_space.models.heads import compile_model
+from ml.state_space.models.losses import MedianAbsoluteError, QuantileLoss
+from ml.state_space.models.lstm import build_lstm
+from ml.state_space.models.mamba.model import MambaConfig, build_model
+from ml.state_space.training.compiled import copy_variables
+from ml.state_space.training.config import TrainingConfig
+from ml.state_space.training.loop import TrainingBatches, ValidationLoss
+
+CONFIG = MambaConfig(
+    d_model=16, n_layers=2, d_state=4, head_dim=8, seq_len=12, chunk_size=5, dropout=0.0
+)
+N_FEATURES = 3
+STEPS = 5
+
+
+def windows(n: int = 6, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).normal(size=(n, CONFIG.seq_len, N_FEATURES)).astype("f4")
+
+
+@pytest.mark.parametrize("build", [build_model, build_lstm], ids=["mamba", "lstm"])
+def test_the_training_network_shares_the_weights_and_ends_with_the_served_forecast(build):
+    keras.utils.set_random_seed(3)
+    served, trained = build(CONFIG, N_FEATURES), build(CONFIG, N_FEATURES, STEPS)
+    copy_variables(served, trained)  # raises if the two differ in their variables
+    x = windows()
+    out = np.asarray(trained(x))
+    assert out.shape == (len(x), STEPS, CONFIG.n_horizons, CONFIG.n_quantiles)
+    np.testing.assert_allclose(out[:, -1], np.asarray(served(x)), atol=1e-5)
+    assert (np.diff(out, axis=-1) >= 0).all()  # quantiles sorted at every step
+
+
+@pytest.mark.parametrize("build", [build_model, build_lstm], ids=["mamba", "lstm"])
+def test_each_supervised_step_sees_only_its_past(build):
+    keras.utils.set_random_seed(4)
+    network = build(CONFIG, N_FEATURES, STEPS)
+    x = windows()
+    changed = x.copy()
+    changed[:, -2] += 1.0  # the second-to-last row: only the last two outputs may move
+    moved = np.abs(np.asarray(network(changed)) - np.asarray(network(x))).max(axis=(0, 2, 3))
+    assert moved[:-2].max() < 1e-5  # float rounding of the matmul-based scan only
+    assert moved[-2:].min() > 1e-3
+
+
+def test_losses_average_the_steps():
+    rng = np.random.default_rng(1)
+    y_true = rng.normal(size=(4, STEPS, 2)).astype("f4")
+    y_pred = np.sort(rng.normal(size=(4, STEPS, 2, 3)), axis=-1).astype("f4")
+    loss = QuantileLoss((0.1, 0.5, 0.9), point_loss_weight=0.5, reduction=None)
+    per_step = np.stack([loss(y_true[:, k], y_pred[:, k]) for k in range(STEPS)], axis=1)
+    np.testing.assert_allclose(loss(y_true, y_pred), per_step.mean(axis=1), rtol=1e-6)
+    metric = MedianAbsoluteError(median_index=1)
+    metric.update_state(y_true, y_pred)
+    expected = np.abs(y_true - y_pred[..., 1]).mean()
+    assert float(metric.result()) == pytest.approx(expected, rel=1e-6)
+
+
+def test_an_epoch_targets_every_origin_once_through_every_kth_window():
+    n, steps = 103, 4
+    x = np.arange(n, dtype="f4")[:, None, None] * np.ones((1, 2, 1), "f4")  # window i: value i
+    y = np.arange(n, dtype="f4")[:, None] * np.ones((1, 3), "f4")  # origin i: target i
+    batches = TrainingBatches(x, y, batch_size=5, augmentor=None, seed=0, supervised_steps=steps)
+    assert len(batches) == ((n - steps + 1) // steps) // 5
+    phases = set()
+    for _ in range(6):
+        seen = [batches[i] for i in range(len(batches))]
+        ends = np.concatenate([xb[:, 0, 0] for xb, _ in seen]).astype(int)
+        for xb, yb in seen:
+            assert yb.shape == (5, steps, 3)
+            # the targets of a window are its last K origins, ending at the window itself
+            expected = xb[:, 0, 0][:, None] + np.arange(1 - steps, 1)
+            np.testing.assert_array_equal(yb[..., 0], expected)
+        assert len(set(ends)) == len(ends)  # no window twice
+        assert len({e % steps for e in ends}) == 1  # every K-th window, one phase
+        phases.add(int(ends[0] % steps))
+        batches.on_epoch_end()
+    assert len(phases) > 1  # the phase is redrawn each epoch
+
+
+def test_one_supervised_step_batches_every_window():
+    n = 40
+    x = np.arange(n, dtype="f4")[:, None, None]
+    y = np.arange(n, dtype="f4")[:, None]
+    batches = TrainingBatches(x, y, batch_size=8, augmentor=None, seed=0)
+    seen = [batches[i] for i in range(len(batches))]
+    assert len(seen) == 5
+    values = np.concatenate([xb[:, 0, 0] for xb, _ in seen])
+    assert sorted(values) == list(range(n))
+    assert all(np.array_equal(xb[:, 0, 0], yb[:, 0]) for xb, yb in seen)
+
+
+def test_validation_scores_the_last_step_of_a_several_step_network():
+    keras.utils.set_random_seed(5)
+    trained = compile_model(build_model(CONFIG, N_FEATURES, STEPS), CONFIG)
+    served = compile_model(build_model(CONFIG, N_FEATURES), CONFIG)
+    copy_variables(trained, served)
+    x, y = windows(20), np.random.default_rng(2).normal(size=(20, CONFIG.n_horizons))
+    scores = []
+    for network in (trained, served):
+        logs: dict = {}
+        callback = ValidationLoss(x, y.astype("f4"), batch_size=16)
+        callback.set_model(network)
+        callback.on_epoch_end(0, logs)
+        scores.append(logs)
+    assert scores[0] == pytest.approx(scores[1], rel=1e-5)
+
+
+def test_supervised_steps_are_at_most_a_window_and_count_in_the_history_needed():
+    with pytest.raises(ValueError, match="supervised_steps"):
+        TrainingConfig(supervised_steps=0)
+    short = MambaConfig(seq_len=8)
+    assert TrainingConfig(model=short, supervised_steps=10).output_steps == 8
+    for steps in (1, 10, 60):
+        config = TrainingConfig(supervised_steps=steps, val_fraction=0.5)
+        rows = config.min_history(0.0) - TimeSeriesFeatureEngineer.warmup
+        train_rows = rows - int(rows * 0.5)
+        span = config.generator().span
+        assert train_rows - span + 1 in (steps, steps + 1)  # windows: one per supervised step
+    with pytest.raises(ValueError, match="output_steps"):
+        build_model(CONFIG, N_FEATURES, CONFIG.seq_len + 1)
