@@ -36,6 +36,7 @@ from ml.state_space.evaluation.backtest import ensemble_seeds
 from ml.state_space.evaluation.report import (
     BASELINE,
     FORECASTS_FILE,
+    calibration_table,
     score_backtest,
     summary_table,
 )
@@ -153,6 +154,8 @@ def main(argv: list[str] | None = None) -> int:
     for horizon, table in report.summary.groupby("horizon", sort=True):
         print(f"\n## h = {horizon} trading days\n")
         print(summary_table(table))
+    print("\n## Calibration per quantile\n")
+    print(calibration_table(report.summary))
     return 0
 
 

@@ -96,7 +96,12 @@ def test_end_to_end_backtest_with_a_tiny_mamba_and_the_baselines(prices, tmp_pat
     assert (rw["mae_skill"] == 0).all()
     paths = write_backtest(tmp_path, result, report, config, {"command": "test"})
     assert pd.read_parquet(paths["forecasts"]).shape == forecasts.shape
-    assert "## h = 5 trading days" in paths["report"].read_text()
+    text = paths["report"].read_text()
+    assert "## h = 5 trading days" in text
+    calibration = text.split("## Calibration per quantile")[1]
+    assert "| model | h | below q0.1 | below q0.5 | below q0.9 | calibrated |" in calibration
+    rw = report.summary[(report.summary["model"] == "rw") & (report.summary["horizon"] == 5)]
+    assert f"| rw | 5 | {rw['median_coverage_q0.1'].iloc[0]:.3f} |" in calibration
 
 
 def test_years_outside_a_symbols_history_are_skipped_not_failed(prices):

@@ -43,6 +43,7 @@ def test_variants_are_renamed_and_restricted_to_shared_windows(tmp_path, capsys)
     assert main([str(first), str(second), "--models", "mamba"]) == 0
     printed = capsys.readouterr().out
     assert "| vol/mamba | 3 |" in printed and "| global/mamba | 3 |" in printed
+    assert "| vol/mamba | 1 | " in printed.split("## Calibration per quantile")[1]
     assert main([str(first), str(tmp_path / "nothing")]) == 2
 
 

@@ -112,6 +112,15 @@ def render_markdown(
     ]
     for horizon, table in report.summary.groupby("horizon", sort=True):
         lines += [f"## h = {horizon} trading days", "", summary_table(table), ""]
+    lines += [
+        "## Calibration per quantile",
+        "",
+        "Median over symbols of the share of outcomes at or below each quantile (a "
+        "calibrated q0.1 has 0.10 below it); calibrated: every quantile within 0.05.",
+        "",
+        calibration_table(report.summary),
+        "",
+    ]
     if result.failures:
         lines += ["## Failed tasks", ""]
         lines += [f"- `{f.key}`: {f.error}" for f in result.failures]
@@ -146,6 +155,24 @@ def summary_table(summary: pd.DataFrame) -> str:
         for _, row in summary.iterrows()
     ]
     return "\n".join([header, rule, *rows])
+
+
+def calibration_table(summary: pd.DataFrame) -> str:
+    """A Markdown table per model and horizon: each quantile's median coverage."""
+    columns = sorted(
+        (c for c in summary.columns if c.startswith("median_coverage_q")),
+        key=lambda c: float(c.removeprefix("median_coverage_q")),
+    )
+    levels = [c.removeprefix("median_coverage_") for c in columns]
+    header = "| model | h | " + " | ".join(f"below {level}" for level in levels)
+    rows = [
+        f"| {row['model']} | {row['horizon']} | "
+        + " | ".join(f"{row[c]:.3f}" for c in columns)
+        + f" | {100 * row['share_calibrated']:.0f}% |"
+        for _, row in summary.sort_values(["model", "horizon"]).iterrows()
+    ]
+    rule = "|" + "---|" * (len(columns) + 3)
+    return "\n".join([header + " | calibrated |", rule, *rows])
 
 
 def format_cell(name: str, value: Any) -> str:
