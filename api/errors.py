@@ -50,10 +50,12 @@ HTTP_CODES = {
     503: "not_ready",
 }
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorResponse} for status in (401, 404, 422, 503)
+    **{status: {"model": ErrorResponse} for status in (401, 404, 422, 503)},
+    500: {"model": ErrorResponse, "description": "internal_error: a bug, logged with its trace"},
 }
 BODY_RESPONSES: dict[int | str, dict[str, Any]] = {
-    413: {"model": ErrorResponse, "description": "body over MAMBA_API_MAX_BODY_BYTES"}
+    408: {"model": ErrorResponse, "description": "body stalled over MAMBA_API_BODY_TIMEOUT_S"},
+    413: {"model": ErrorResponse, "description": "body over MAMBA_API_MAX_BODY_BYTES"},
 }
 
 

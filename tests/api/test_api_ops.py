@@ -119,3 +119,12 @@ def test_the_schema_asks_for_an_api_key_only_when_one_is_configured(make_app, ap
     assert all("security" not in op for ops in open_schema["paths"].values() for op in ops.values())
     assert "APIKeyHeader" in guarded["components"]["securitySchemes"]
     assert "security" in guarded["paths"]["/predict/{symbol}"]["get"]
+
+
+def test_the_schema_declares_every_error_status_a_route_can_answer(make_app):
+    with TestClient(make_app()) as client:
+        paths = client.get("/openapi.json").json()["paths"]
+    post, get = paths["/predict/{symbol}"]["post"], paths["/predict/{symbol}"]["get"]
+    assert {"404", "408", "413", "422", "500", "503"} <= set(post["responses"])
+    assert {"404", "422", "500", "503"} <= set(get["responses"])
+    assert "408" not in get["responses"]  # no body, no body timeout
