@@ -300,3 +300,19 @@ def test_a_models_dir_that_is_a_file_is_a_usage_error(tmp_path, capsys):
         parse_args(["--symbols", "AAPL", "--models-dir", str(a_file)])
     assert stopped.value.code == 2
     assert "is not a writable directory" in capsys.readouterr().err
+
+
+def test_the_longest_fits_are_queued_first(tmp_path, monkeypatch):
+    lengths = {"SHORT": 800, "LONG": 3000, "MID": 1500}
+
+    async def fake_fetch_all(symbols, offline):
+        prices = load_history("AAPL", offline=True)
+        return {s: prices.iloc[-lengths[s] :] for s in symbols}
+
+    monkeypatch.setattr(orchestrate, "fetch_all", fake_fetch_all)
+    run = TrainingRun(ModelRegistry(tmp_path), tiny_training_config(days=None), offline=True)
+    jobs = asyncio.run(run._prepare(["SHORT", "LONG", "MID"], {}))
+    assert [job.symbol for job in jobs] == ["LONG", "MID", "SHORT"]
+    capped = TrainingRun(ModelRegistry(tmp_path), tiny_training_config(days=1000), offline=True)
+    jobs = asyncio.run(capped._prepare(["SHORT", "LONG", "MID"], {}))
+    assert [job.symbol for job in jobs] == ["LONG", "MID", "SHORT"]  # ties keep their order

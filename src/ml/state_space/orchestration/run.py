@@ -208,6 +208,8 @@ class TrainingRun:
         if self.progress:
             for symbol in set(symbols) - {job.symbol for job in jobs}:
                 self.progress.finished(outcomes[symbol])
+        # the longest fits first, so that no long one starts last and runs alone
+        jobs.sort(key=lambda job: self._training_rows(job.prices), reverse=True)
         if without_data:
             logger.warning(
                 "no data for %d symbols (%s); e.g. %s",
@@ -216,6 +218,11 @@ class TrainingRun:
                 outcomes[without_data[0]].reason,
             )
         return jobs
+
+    def _training_rows(self, prices: pd.DataFrame) -> int:
+        """The price rows a fit uses: its cost grows with them."""
+        days = self.config.days
+        return len(prices) if days is None else min(len(prices), days)
 
     def _already_done(self, symbol: str) -> bool:
         """Skipped: it has a model and, with ``--resume``, no interrupted fit to finish
