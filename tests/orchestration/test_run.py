@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -270,6 +271,38 @@ def test_an_interrupted_save_completes_and_is_recorded():
     outcomes, registry = asyncio.run(interrupt_mid_save())
     assert registry.saved == ["AAPL"]
     assert outcomes["AAPL"].status == "trained" and outcomes["AAPL"].version == "v1"
+
+
+def test_an_interrupt_waits_for_saves_under_way_before_the_summary(monkeypatch):
+    """Ctrl-C while one symbol is saving and another training: the run stops only once
+    the save has finished and been recorded, so the summary lists every model on disk."""
+    training = threading.Event()
+
+    def fake_run_job(job):
+        if job.symbol == "MSFT":
+            training.wait(10)  # still training when the run is interrupted
+        return _finished_result(job.symbol)
+
+    monkeypatch.setattr(orchestrate, "run_job", fake_run_job)
+
+    async def interrupt_while_saving() -> dict:
+        registry, outcomes = _SlowRegistry(), {}
+        run = TrainingRun(registry, tiny_training_config())
+        jobs = [SimpleNamespace(symbol=symbol) for symbol in ("AAPL", "MSFT")]
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            task = asyncio.create_task(run._run_jobs(pool, jobs, outcomes))
+            await asyncio.sleep(0.1)  # AAPL is saving, MSFT training
+            task.cancel()
+            await asyncio.sleep(0.05)
+            assert not task.done()  # held by the save under way
+            registry.release.set()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            training.set()
+        return outcomes
+
+    outcomes = asyncio.run(interrupt_while_saving())
+    assert outcomes["AAPL"].status == "trained" and "MSFT" not in outcomes
 
 
 def test_a_failed_save_fails_that_symbol_only():

@@ -19,7 +19,7 @@ import signal
 import threading
 import time
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from multiprocessing.managers import SyncManager
@@ -268,7 +268,7 @@ class TrainingRun:
             initargs=(worker_threads(workers), events),
         )
         try:
-            await asyncio.gather(*(self._run_in_pool(pool, job, outcomes) for job in jobs))
+            await self._run_jobs(pool, jobs, outcomes)
         except asyncio.CancelledError:
             _terminate_workers(pool)
             raise
@@ -277,8 +277,20 @@ class TrainingRun:
             pump.cancel()
             manager.shutdown()
 
+    async def _run_jobs(
+        self, pool: Executor, jobs: list[TrainJob], outcomes: dict[str, SymbolOutcome]
+    ) -> None:
+        """Run every job in the pool; an interruption first lets saves under way finish.
+
+        A task group, unlike ``gather``, waits for all its tasks when cancelled, so the
+        run summary is written only after every model on disk has its outcome.
+        """
+        async with asyncio.TaskGroup() as group:
+            for job in jobs:
+                group.create_task(self._run_in_pool(pool, job, outcomes))
+
     async def _run_in_pool(
-        self, pool: ProcessPoolExecutor, job: TrainJob, outcomes: dict[str, SymbolOutcome]
+        self, pool: Executor, job: TrainJob, outcomes: dict[str, SymbolOutcome]
     ) -> None:
         loop = asyncio.get_running_loop()
         future = loop.run_in_executor(pool, run_job, job)
