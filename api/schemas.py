@@ -70,14 +70,19 @@ class HorizonOut(BaseModel):
     )
     model_weight: float | None = Field(
         default=None,
-        description="share of the network in these quantiles, the rest being the random "
-        "walk's volatility band (fitted on validation; 0 = no demonstrated skill, the "
-        "baseline is served); null when the model has no blend",
+        description="share of the network in these quantiles, the rest being the baseline "
+        "(fitted on validation; 0 = no demonstrated skill, the baseline is served); null "
+        "when the model has no blend",
     )
     serves: Literal["model", "blend", "baseline"] = Field(
-        description="what these quantiles are: the network, its blend with the random walk's "
-        "band, or that band alone (MAMBA_API_UNSKILLED_FORECAST chooses for horizons "
-        "without demonstrated skill)"
+        description="what these quantiles are: the network, its blend with the baseline, or "
+        "the baseline alone (MAMBA_API_UNSKILLED_FORECAST chooses for horizons without "
+        "demonstrated skill)"
+    )
+    baseline: str = Field(
+        description="the baseline the model blends with and falls back to: drift-garch (the "
+        "training drift as median, a GARCH(1,1)-t band) or rw (no change, a trailing-"
+        "volatility band); see docs/EVALUATION.md"
     )
     warning: str | None = Field(
         default=None, description="set when a forecast without demonstrated skill is served"
@@ -102,6 +107,7 @@ class HorizonOut(BaseModel):
             backtest=BacktestFigures.from_figures(horizon.backtest, horizon.backtest_years),
             model_weight=horizon.model_weight,
             serves=horizon.serves,
+            baseline=horizon.baseline,
             warning=horizon.warning,
         )
 

@@ -38,7 +38,7 @@ class Settings(BaseSettings):
     unskilled_forecast: Literal["blend", "baseline", "model"] = Field(
         "blend",
         description="what a horizon whose network has not beaten the baseline serves: the "
-        "forecast as trained and backtested (blend), the random walk's band (baseline), or "
+        "forecast as trained and backtested (blend), the model's baseline (baseline), or "
         "the network alone with a warning (model)",
     )
     max_body_bytes: int = Field(

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from ml.cli.args import positive_float, positive_int, writable_directory
 from ml.state_space.data.universe import resolve_symbols
+from ml.state_space.models.fallback import FALLBACKS
 from ml.state_space.registry import DEFAULT_ROOT, ModelRegistry
 
 if TYPE_CHECKING:
@@ -79,9 +80,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="divide targets by sigma_60(t)*sqrt(h) (default) or by their training std",
     )
     parser.add_argument(
+        "--fallback",
+        choices=sorted(FALLBACKS),
+        default=defaults.fallback,
+        help="the baseline served where the network shows no skill, and blended with where "
+        "it does: drift-garch (the training drift, a GARCH band; default) or rw",
+    )
+    parser.add_argument(
         "--no-blend",
         action="store_true",
-        help="serve the network alone, without the validation blend with the random walk",
+        help="serve the network alone, without the validation blend with the fallback",
     )
     parser.add_argument(
         "--no-refit",
@@ -116,6 +124,7 @@ def build_config(args: argparse.Namespace) -> TrainingConfig:
         seed=args.seed,
         target_scaling=args.target_scaling,
         blend=not args.no_blend,
+        fallback=args.fallback,
         refit=not args.no_refit,
     )
     if args.test:

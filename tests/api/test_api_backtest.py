@@ -101,11 +101,13 @@ def test_horizons_without_backtest_skill_can_serve_the_baseline(registry, make_a
     publish(registry)  # AAPL: beats_baseline false at every horizon
     with TestClient(make_app(unskilled_forecast="baseline")) as client:
         body = client.get("/predict/AAPL").json()
-    for horizon in body["horizons"]:
+    drift = registry.load_metadata("AAPL")["fallback"]["drift"]  # the training drift
+    for horizon, mean_return in zip(body["horizons"], drift, strict=True):
         band = horizon["log_return"]
         assert horizon["serves"] == "baseline" and horizon["warning"] is None
-        assert band["0.5"] == 0.0 and band["0.1"] == pytest.approx(-band["0.9"])
-        assert horizon["point_forecast"] == pytest.approx(body["last_close"])  # no change
+        assert horizon["baseline"] == "drift-garch"
+        assert band["0.5"] == pytest.approx(mean_return)
+        assert band["0.1"] - band["0.5"] == pytest.approx(band["0.5"] - band["0.9"])
 
 
 def test_horizons_without_backtest_skill_can_serve_the_network_with_a_warning(registry, make_app):

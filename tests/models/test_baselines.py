@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from statistics import NormalDist
 
@@ -14,7 +15,8 @@ from scipy.stats import t as student_t
 from ml.state_space.data.sources import load_bundled
 from ml.state_space.models.base import forward_log_returns
 from ml.state_space.models.baselines import Drift, EmpiricalQuantiles, RandomWalk
-from ml.state_space.models.garch import Garch
+from ml.state_space.models.fallback import fallback_from_dict, fallback_to_dict
+from ml.state_space.models.garch import DriftGarch, Garch
 
 HORIZONS = (1, 5, 10, 30)
 QUANTILES = (0.1, 0.5, 0.9)
@@ -88,6 +90,40 @@ def test_drift_median_is_the_training_mean_and_the_band_is_the_shifted_random_wa
     np.testing.assert_allclose(drift - means[None, :, None], walk, atol=1e-15)
 
 
+def test_drift_garch_is_the_garch_band_around_the_training_drift(aapl, train, garch):
+    origins = aapl.loc["2012-03-01":"2012-03-31"].index
+    combined = DriftGarch(HORIZONS, QUANTILES).fit(train).predict_quantiles(aapl, origins)
+    means = np.array([h_day_returns(train, h).mean() for h in HORIZONS])
+    np.testing.assert_allclose(combined[:, :, 1], np.broadcast_to(means, (len(origins), 4)))
+    band = garch.predict_quantiles(aapl, origins)
+    np.testing.assert_allclose(combined - means[None, :, None], band, atol=1e-15)
+
+
+@pytest.mark.parametrize("fallback", [RandomWalk, Drift, DriftGarch])
+def test_a_fitted_fallback_round_trips_through_its_card_state(fallback, aapl, train):
+    fitted = fallback(HORIZONS, QUANTILES).fit(train)
+    state = json.loads(json.dumps(fallback_to_dict(fitted)))  # as a model card stores it
+    assert state["name"] == fitted.name
+    origins = aapl.index[-20:]
+    if fallback is Drift:  # a baseline, not a fallback: its state round-trips by class
+        state.pop("name")
+        restored = Drift.from_dict(state, HORIZONS, QUANTILES)
+    else:
+        restored = fallback_from_dict(state, HORIZONS, QUANTILES)
+    np.testing.assert_array_equal(
+        restored.predict_quantiles(aapl, origins), fitted.predict_quantiles(aapl, origins)
+    )
+
+
+def test_a_card_without_a_fallback_falls_back_to_the_random_walk(aapl):
+    restored = fallback_from_dict(None, HORIZONS, QUANTILES)
+    origins = aapl.index[-5:]
+    expected = RandomWalk(HORIZONS, QUANTILES).predict_quantiles(aapl, origins)
+    np.testing.assert_array_equal(restored.predict_quantiles(aapl, origins), expected)
+    with pytest.raises(ValueError, match="unknown fallback 'oracle'"):
+        fallback_from_dict({"name": "oracle"}, HORIZONS, QUANTILES)
+
+
 def test_empirical_quantiles_are_numpy_quantiles_of_training_returns_with_zero_median(aapl, train):
     origins = aapl.loc["2015-06-01":"2015-06-30"].index
     got = EmpiricalQuantiles(HORIZONS, QUANTILES).fit(train).predict_quantiles(aapl, origins)
@@ -106,7 +142,7 @@ def test_empirical_quantiles_are_clipped_to_stay_monotone_around_the_zero_median
     np.testing.assert_allclose(got[:, :, 2], np.tile([0.01, 0.05], (3, 1)))
 
 
-@pytest.mark.parametrize("model", [RandomWalk, Drift, EmpiricalQuantiles, Garch])
+@pytest.mark.parametrize("model", [RandomWalk, Drift, EmpiricalQuantiles, Garch, DriftGarch])
 @pytest.mark.parametrize(
     ("kwargs", "quoted"),
     [
@@ -123,7 +159,7 @@ def test_constructors_reject_bad_horizons_and_quantiles(model, kwargs, quoted):
         model(**kwargs)
 
 
-@pytest.mark.parametrize("model", [Drift, EmpiricalQuantiles, Garch])
+@pytest.mark.parametrize("model", [Drift, EmpiricalQuantiles, Garch, DriftGarch])
 def test_predicting_before_fit_raises(model, aapl):
     with pytest.raises(RuntimeError, match=r"call fit\(prices\) first"):
         model().predict_quantiles(aapl, aapl.index[-5:])

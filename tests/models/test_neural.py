@@ -13,8 +13,8 @@ import pytest
 
 from ml.state_space.data.sources import load_bundled
 from ml.state_space.models.base import horizon_volatility
-from ml.state_space.models.baselines import RandomWalk
 from ml.state_space.models.card import CardSchemaError, ModelCard
+from ml.state_space.models.garch import DriftGarch
 from ml.state_space.models.mamba.forecaster import MambaForecaster
 from ml.state_space.models.neural import InsufficientHistoryError, NeuralForecaster, NotFittedError
 from ml.state_space.models.postprocess import QuantileCorrection
@@ -157,15 +157,15 @@ def test_blend_and_calibration_are_fitted_stored_and_served(aapl, tmp_path):
     np.testing.assert_allclose(loaded.predict_quantiles(aapl, origins), quantiles, rtol=1e-5)
 
 
-def test_the_baseline_variant_is_the_random_walk_and_the_blend_weights_pick_a_variant(
-    aapl, trained
-):
+def test_the_baseline_variant_is_the_fallback_and_the_blend_weights_pick_a_variant(aapl, trained):
     model = NeuralForecaster.from_bytes(trained.model_bytes, ModelCard.from_dict(trained.metadata))
     model.correction = QuantileCorrection((0.0, 1.0), ((0.0,) * 3, (0.0,) * 3))
     origins = aapl.loc["2015-01-02":"2015-06-30"].index
     variants = model.predict_variants(aapl, origins)
-    walk = RandomWalk(model.horizons, model.quantiles).predict_quantiles(aapl, origins)
-    np.testing.assert_allclose(variants["baseline"], walk, rtol=1e-9)  # independent reference
+    fitted_on = aapl.loc[model.card.data.first_date : model.card.data.last_date]
+    fallback = DriftGarch(model.horizons, model.quantiles).fit(fitted_on)  # the default's
+    assert model.baseline_name == "drift-garch"
+    np.testing.assert_allclose(variants["baseline"], fallback.predict_quantiles(aapl, origins))
     np.testing.assert_allclose(variants["trained"][:, 0], variants["baseline"][:, 0], atol=1e-7)
     trained_h5, model_h5 = variants["trained"][:, 1], variants["model"][:, 1]
     np.testing.assert_allclose(trained_h5[:, 1], model_h5[:, 1], atol=1e-7)  # the median
@@ -180,7 +180,8 @@ def test_predict_serves_the_variant_chosen_per_horizon(aapl, forecaster):
     prices = aapl.loc[:"2016-06-30"]
     forecast = forecaster.predict(prices, {1: "baseline", 5: "model"})
     assert list(forecast["serves"]) == ["baseline", "model"]
-    assert forecast.loc[1, "q0.5"] == 0.0 and forecast.loc[1, "q0.1"] == -forecast.loc[1, "q0.9"]
+    baseline = forecaster.fallback.predict_quantiles(prices, prices.index[-1:])[0, 0]
+    np.testing.assert_allclose(forecast.loc[1, ["q0.1", "q0.5", "q0.9"]], baseline)
     alone = forecaster.predict_variants(prices, prices.index[-1:])["model"][0, 1]
     np.testing.assert_allclose(forecast.loc[5, ["q0.1", "q0.5", "q0.9"]], alone, rtol=1e-6)
 

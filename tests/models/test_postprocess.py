@@ -1,4 +1,4 @@
-"""Blend with the random walk and per-quantile calibration, fitted on validation."""
+"""Blend with the baseline and per-quantile calibration, fitted on validation."""
 
 from __future__ import annotations
 
@@ -13,6 +13,11 @@ LEVELS = (0.1, 0.5, 0.9)
 Z = norm.ppf(LEVELS)
 
 
+def _walk(shape: tuple[int, ...]) -> np.ndarray:
+    """The random walk's quantiles in z units, (n, H, Q)."""
+    return np.broadcast_to(Z, (*shape, len(LEVELS)))
+
+
 def _outcomes(n: int = 4000, horizons: int = 2, seed: int = 0):
     rng = np.random.default_rng(seed)
     sigma = rng.uniform(0.5, 2.0, (n, horizons))  # what an informed model knows
@@ -22,23 +27,42 @@ def _outcomes(n: int = 4000, horizons: int = 2, seed: int = 0):
 def test_a_model_without_skill_is_blended_away_to_the_random_walk():
     y = np.random.default_rng(0).normal(size=(4000, 2))  # the random walk's band is right
     garbage = np.sort(np.random.default_rng(1).normal(0, 3, (*y.shape, 3)), axis=-1)
-    correction = fit_correction(garbage, y, LEVELS, (1, 5), blend=True, calibrate=False)
+    walk = _walk(y.shape)
+    correction = fit_correction(garbage, y, walk, LEVELS, (1, 5), blend=True, calibrate=False)
     assert correction.blend_weight == (0.0, 0.0)
-    np.testing.assert_allclose(correction.apply(garbage, LEVELS), np.broadcast_to(Z, garbage.shape))
+    np.testing.assert_allclose(correction.apply(garbage, walk), walk)
+
+
+def test_the_blend_is_judged_against_the_baseline_it_is_given():
+    """A network as good as the random walk is not served where a better baseline (here
+    one that knows the volatility) is the fallback: all weight goes to that baseline."""
+    y, sigma = _outcomes()
+    informed = sigma[..., None] * Z
+    walk_like = _walk(y.shape) + np.random.default_rng(2).normal(0, 0.05, (*y.shape, 1))
+    correction = fit_correction(walk_like, y, informed, LEVELS, (1, 5), blend=True, calibrate=False)
+    assert correction.blend_weight == (0.0, 0.0)
+    np.testing.assert_allclose(correction.apply(walk_like, informed), informed)
+    against_walk = fit_correction(
+        informed, y, _walk(y.shape), LEVELS, (1, 5), blend=True, calibrate=False
+    )
+    assert min(against_walk.blend_weight) >= 0.9
 
 
 def test_an_informed_model_keeps_its_weight():
     y, sigma = _outcomes()
     informed = sigma[..., None] * Z
-    correction = fit_correction(informed, y, LEVELS, (1, 5), blend=True, calibrate=False)
+    correction = fit_correction(
+        informed, y, _walk(y.shape), LEVELS, (1, 5), blend=True, calibrate=False
+    )
     assert min(correction.blend_weight) >= 0.9
 
 
 def test_calibration_brings_each_tail_quantile_to_its_level_and_leaves_the_median():
     y, sigma = _outcomes()
     too_narrow = 0.5 * sigma[..., None] * Z + 0.1
-    correction = fit_correction(too_narrow, y, LEVELS, (1, 5), blend=False, calibrate=True)
-    corrected = correction.apply(too_narrow, LEVELS)
+    walk = _walk(y.shape)
+    correction = fit_correction(too_narrow, y, walk, LEVELS, (1, 5), blend=False, calibrate=True)
+    corrected = correction.apply(too_narrow, walk)
     coverage = (y[..., None] <= corrected).mean(axis=0)  # (H, Q)
     np.testing.assert_allclose(coverage[:, [0, 2]], [[0.1, 0.9]] * 2, atol=0.005)
     np.testing.assert_allclose(corrected[..., 1], too_narrow[..., 1])
@@ -47,7 +71,7 @@ def test_calibration_brings_each_tail_quantile_to_its_level_and_leaves_the_media
 
 def test_corrected_quantiles_never_cross_and_round_trip():
     correction = QuantileCorrection((1.0,), ((0.5, 0.0, -0.5),))
-    crossing = correction.apply(np.array([[[-0.1, 0.0, 0.1]]]), LEVELS)
+    crossing = correction.apply(np.array([[[-0.1, 0.0, 0.1]]]), _walk((1, 1)))
     assert (np.diff(crossing, axis=-1) >= 0).all()
     assert QuantileCorrection.from_dict(correction.to_dict()) == correction
 
@@ -56,18 +80,22 @@ def test_corrected_quantiles_never_cross_and_round_trip():
 def test_no_correction_is_the_identity(blend, calibrate):
     y, sigma = _outcomes(200)
     quantiles = sigma[..., None] * Z
-    correction = fit_correction(quantiles, y, LEVELS, (1, 5), blend=blend, calibrate=calibrate)
-    np.testing.assert_allclose(correction.apply(quantiles, LEVELS), quantiles)
+    walk = _walk(y.shape)
+    correction = fit_correction(
+        quantiles, y, walk, LEVELS, (1, 5), blend=blend, calibrate=calibrate
+    )
+    np.testing.assert_allclose(correction.apply(quantiles, walk), quantiles)
 
 
 def test_a_blend_that_is_not_significantly_better_falls_back_to_the_random_walk(monkeypatch):
     rng = np.random.default_rng(3)
     y = rng.normal(size=(60, 2))  # few windows: a small in-sample gain may be luck
     weak = Z + 0.5 * (0.2 * y + rng.normal(size=(60, 2)))[..., None]
-    gated = fit_correction(weak, y, LEVELS, (1, 5), blend=True, calibrate=False)
+    walk = _walk(y.shape)
+    gated = fit_correction(weak, y, walk, LEVELS, (1, 5), blend=True, calibrate=False)
     assert gated.blend_weight == (0.0, 0.0)
     monkeypatch.setattr(postprocess, "BLEND_ALPHA", 1.0)  # without the significance gate
-    ungated = fit_correction(weak, y, LEVELS, (1, 5), blend=True, calibrate=False)
+    ungated = fit_correction(weak, y, walk, LEVELS, (1, 5), blend=True, calibrate=False)
     assert min(ungated.blend_weight) > 0
 
 

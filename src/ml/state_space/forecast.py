@@ -8,8 +8,8 @@ inference and target dates are the pipeline's own: serving cannot drift from tra
 Where the network has not shown skill (its published walk-forward backtest says it does
 not beat the baseline or, without one, its validation blend gave it no weight), the
 ``unskilled`` policy decides what a horizon serves: ``blend`` (default) the forecast as
-trained and backtested, ``baseline`` the random walk's volatility band, ``model`` the
-network alone, with a warning.
+trained and backtested, ``baseline`` the model's fallback (``models.fallback``: the drift
+with a GARCH band by default), ``model`` the network alone, with a warning.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ class HorizonForecast:
     backtest_years: list[int] | None = None
     model_weight: float | None = None  # network's share after the validation blend
     serves: str = "model"  # model | blend | baseline
+    baseline: str = "rw"  # the fallback the blend and "baseline" use (models.fallback)
     warning: str | None = None
 
 
@@ -172,6 +173,7 @@ class ServedModel:
                     backtest_years=self.backtest_years,
                     model_weight=self.model_weights.get(int(horizon)),
                     serves=row["serves"],
+                    baseline=self.model.baseline_name,
                     warning=self.warnings.get(int(horizon)),
                 )
                 for horizon, row in frame.iterrows()

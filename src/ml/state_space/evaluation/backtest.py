@@ -28,8 +28,8 @@ import numpy as np
 import pandas as pd
 
 from ml.state_space.models.base import Forecaster, forward_log_returns
-from ml.state_space.models.baselines import Drift, EmpiricalQuantiles, RandomWalk
-from ml.state_space.models.garch import Garch
+from ml.state_space.models.baselines import Baseline, Drift, EmpiricalQuantiles, RandomWalk
+from ml.state_space.models.garch import DriftGarch, Garch
 from ml.state_space.models.lstm import LSTMForecaster
 from ml.state_space.models.mamba.forecaster import MambaForecaster
 from ml.state_space.training.config import TrainingConfig
@@ -37,7 +37,7 @@ from ml.state_space.training.config import TrainingConfig
 logger = logging.getLogger(__name__)
 
 NEURAL_MODELS = ("mamba", "lstm")
-BASELINE_MODELS = ("rw", "empirical", "drift", "garch")
+BASELINE_MODELS = ("rw", "empirical", "drift", "garch", "drift-garch")
 ALL_MODELS = NEURAL_MODELS + BASELINE_MODELS
 
 
@@ -81,7 +81,13 @@ def make_forecaster(model: str, config: BacktestConfig, seed: int) -> Forecaster
     }
     if model in neural:
         return neural[model]()
-    baseline = {"rw": RandomWalk, "empirical": EmpiricalQuantiles, "drift": Drift, "garch": Garch}
+    baseline: dict[str, type[Baseline]] = {
+        "rw": RandomWalk,
+        "empirical": EmpiricalQuantiles,
+        "drift": Drift,
+        "garch": Garch,
+        "drift-garch": DriftGarch,
+    }
     return baseline[model](horizons=config.horizons, quantiles=config.quantiles)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from numbers import Integral, Real
-from typing import ClassVar, Self, TypeVar
+from typing import Any, ClassVar, Self, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -33,6 +33,7 @@ __all__ = [
     "RandomWalk",
     "check_horizons",
     "check_quantiles",
+    "mean_training_returns",
 ]
 
 T = TypeVar("T")
@@ -78,6 +79,11 @@ def training_returns(prices: pd.DataFrame, horizon: int) -> np.ndarray:
             f"fit on at least {horizon + 1} rows"
         )
     return returns
+
+
+def mean_training_returns(prices: pd.DataFrame, horizons: Sequence[int]) -> np.ndarray:
+    """(H,) mean of all overlapping ``h``-day log returns in ``prices``: the drift."""
+    return np.array([training_returns(prices, h).mean() for h in horizons])
 
 
 class Baseline:
@@ -131,6 +137,17 @@ class RandomWalk(Baseline):
         unit = np.sqrt(self.horizons)[:, None] * norm.ppf(self.quantiles)[None, :]
         return sigma[:, None, None] * unit[None]
 
+    def to_dict(self) -> dict[str, Any]:
+        """The (parameter-only) state, JSON-serialisable (a model card stores it)."""
+        return {"window": self.window}
+
+    @classmethod
+    def from_dict(
+        cls, data: dict[str, Any], horizons: Sequence[int], quantiles: Sequence[float]
+    ) -> Self:
+        """The forecaster :meth:`to_dict` describes."""
+        return cls(horizons, quantiles, window=data["window"])
+
 
 class Drift(RandomWalk):
     """The random-walk band shifted by the mean training ``h``-day log return.
@@ -144,13 +161,25 @@ class Drift(RandomWalk):
     def fit(self, prices: pd.DataFrame) -> Self:
         """Learn the mean of all overlapping ``h``-day log returns in ``prices``."""
         super().fit(prices)
-        self.drift_ = np.array([training_returns(prices, h).mean() for h in self.horizons])
+        self.drift_ = mean_training_returns(prices, self.horizons)
         return self
 
     def predict_quantiles(self, prices: pd.DataFrame, origins: pd.DatetimeIndex) -> np.ndarray:
         """(n_origins, n_horizons, n_quantiles) log-return quantiles."""
         drift = require_fitted(self.drift_, self.name)
         return super().predict_quantiles(prices, origins) + drift[None, :, None]
+
+    def to_dict(self) -> dict[str, Any]:
+        drift = require_fitted(self.drift_, self.name)
+        return {**super().to_dict(), "drift": drift.tolist()}
+
+    @classmethod
+    def from_dict(
+        cls, data: dict[str, Any], horizons: Sequence[int], quantiles: Sequence[float]
+    ) -> Self:
+        fitted = super().from_dict(data, horizons, quantiles)
+        fitted.drift_ = np.asarray(data["drift"], dtype=np.float64)
+        return fitted
 
 
 class EmpiricalQuantiles(Baseline):

@@ -67,6 +67,7 @@ class ModelCard:
     weights_sha256: str | None = None
     correction: dict[str, Any] | None = None  # QuantileCorrection.to_dict(), if fitted
     refit_epochs: int | None = None  # epochs of the refit on all windows, if refitted
+    fallback: dict[str, Any] | None = None  # models.fallback.fallback_to_dict(); None: rw
     schema_version: int = field(default=CARD_SCHEMA_VERSION)
 
     def to_dict(self) -> dict[str, Any]:

@@ -49,12 +49,17 @@ from ml.state_space.models.base import (
     origin_positions,
 )
 from ml.state_space.models.card import DataWindow, FeatureSpec, ModelCard, WindowSpan
+from ml.state_space.models.fallback import (
+    FALLBACKS,
+    Fallback,
+    fallback_from_dict,
+    fallback_to_dict,
+)
 from ml.state_space.models.mamba.model import MambaConfig
 from ml.state_space.models.postprocess import (
     QuantileCorrection,
     fit_correction,
     monotone_bands,
-    random_walk_z,
 )
 from ml.state_space.training.compiled import INFERENCE, NETWORKS, copy_variables, weights_of
 from ml.state_space.training.config import TrainingConfig
@@ -64,7 +69,8 @@ logger = logging.getLogger(__name__)
 
 Variant = Literal["trained", "model", "baseline"]
 """What a forecast serves: ``trained`` the network after its validation blend (what the
-backtest judges), ``model`` the network alone, ``baseline`` the random walk's band."""
+backtest judges), ``model`` the network alone, ``baseline`` the fallback
+(``models.fallback``)."""
 
 INFER_BATCH = 256  # many-origin predictions run in padded batches of this fixed size
 MODEL_FILE, CARD_FILE = "model.keras", "card.json"
@@ -107,6 +113,7 @@ class NeuralForecaster:
         self.normalizer: Normalizer | None = None
         self.target_scale: np.ndarray | None = None
         self.correction: QuantileCorrection | None = None
+        self.fallback: Fallback | None = None
         self._infer: Any = None  # the architecture's shared inference function
         self._weights: tuple[list, list] = ([], [])  # this network's arguments to it
 
@@ -191,6 +198,8 @@ class NeuralForecaster:
         self.card = card
         if config.refit if refit is None else refit:
             self.refit(prices)
+        else:
+            self.card = self._with_fallback(card, prices)
         self.card = replace(self.card, training_seconds=time.perf_counter() - started)
         logger.info(
             "%s %s fitted in %.1f s (%s)", self.family, symbol, self.card.training_seconds, stop
@@ -234,7 +243,7 @@ class NeuralForecaster:
             data_quality=quality.to_dict(),
             refit_epochs=epochs,
         )
-        self._restore(network, card)
+        self._restore(network, self._with_fallback(card, prices))
         return self
 
     # --- forecasting ---------------------------------------------------------------------
@@ -266,23 +275,31 @@ class NeuralForecaster:
         steps = np.arange(-self.config.model.seq_len + 1, 1)
         windows = normalised[last_rows[:, None] + steps]  # (n, L, F)
         network = self._network_returns(windows, prices, positions)
-        scale = horizon_volatility(prices, positions, self.horizons)[:, :, None]
+        baseline = self.fallback.predict_quantiles(prices, origins)
         trained = network
         if self.correction is not None:
-            trained = self.correction.apply(network / scale, self.quantiles) * scale
+            scale = horizon_volatility(prices, positions, self.horizons)[:, :, None]
+            trained = self.correction.apply(network / scale, baseline / scale) * scale
         return {
             "trained": monotone_bands(trained, self.quantiles, self.horizons),
             "model": monotone_bands(network, self.quantiles, self.horizons),
-            "baseline": scale * random_walk_z(self.quantiles)[None, None, :],
+            "baseline": baseline,
         }
 
     def serves(self, horizon: int, variant: Variant = "trained") -> str:
         """What a ``variant`` forecast at ``horizon`` is: ``model``, ``blend`` (of the
-        network and the random walk's band) or ``baseline``."""
+        network and the fallback) or ``baseline`` (the fallback, :attr:`baseline_name`)."""
         if variant != "trained":
             return variant
         weight = self.model_weights().get(horizon, 1.0)
         return "model" if weight >= 1.0 else "baseline" if weight <= 0.0 else "blend"
+
+    @property
+    def baseline_name(self) -> str:
+        """The fallback's name (``models.fallback``): what ``baseline`` serves."""
+        if self.fallback is None:
+            raise NotFittedError(f"{type(self).__name__} is not fitted: call fit() or load()")
+        return self.fallback.name
 
     def model_weights(self) -> dict[int, float]:
         """The network's share per horizon after the validation blend ({} without one)."""
@@ -301,16 +318,21 @@ class NeuralForecaster:
         return quantiles
 
     def _fit_correction(self, split: SequenceSplit, prices: pd.DataFrame) -> QuantileCorrection:
-        """Blend/calibration fitted on the validation windows, in z units."""
+        """Blend/calibration fitted on the validation windows, in z units, against a
+        fallback fitted on the rows the training windows span (their targets included)."""
         positions = prices.index.get_indexer(split.val.anchor_dates)
         scale = horizon_volatility(prices, positions, self.horizons)
         predicted = self._network_returns(split.val.x, prices, positions) / scale[:, :, None]
+        train_end = prices.index.get_loc(split.train.anchor_dates[-1]) + max(self.horizons) + 1
+        fallback = self._new_fallback().fit(prices.iloc[:train_end])
+        baseline = fallback.predict_quantiles(prices, split.val.anchor_dates)
         outcomes = np.stack(
             [forward_log_returns(prices, h)[positions] for h in self.horizons], axis=1
         )
         return fit_correction(
             predicted,
             outcomes / scale,
+            baseline / scale[:, :, None],
             self.quantiles,
             self.horizons,
             blend=self.config.blend,
@@ -330,14 +352,13 @@ class NeuralForecaster:
         """
         card = self._fitted_card()
         variants = variants or {}
-        tail = prices.iloc[-self.history_rows :]
-        as_of = tail.index[-1]
-        forecasts = self.predict_variants(tail, tail.index[-1:])
+        as_of = prices.index[-1]
+        forecasts = self.predict_variants(prices, prices.index[-1:])  # features: the tail
         chosen = [variants.get(h, "trained") for h in self.horizons]
         log_returns = np.stack(
             [forecasts[variant][0, h] for h, variant in enumerate(chosen)]
         ).astype(np.float64)
-        last_close = float(tail["close"].iloc[-1])
+        last_close = float(prices["close"].iloc[-1])
         labels = [f"q{q:g}" for q in self.quantiles]
         frame = pd.DataFrame(
             log_returns, columns=labels, index=pd.Index(self.horizons, name="horizon")
@@ -408,6 +429,7 @@ class NeuralForecaster:
         self.normalizer = Normalizer.from_dict(card.normalizer)
         self.target_scale = np.asarray(card.target_scale, dtype=np.float32)
         self.correction = QuantileCorrection.from_dict(card.correction) if card.correction else None
+        self.fallback = fallback_from_dict(card.fallback, self.horizons, self.quantiles)
         key = json.dumps(
             [self.family, self.config.model.to_dict(), list(network.input_shape[1:])],
             sort_keys=True,
@@ -415,6 +437,14 @@ class NeuralForecaster:
         jit = self.xla and self.config.model.jit_compile
         self._infer = INFERENCE.function_for(key, network, jit)
         self._weights = weights_of(network)
+
+    def _new_fallback(self) -> Fallback:
+        return FALLBACKS[self.config.fallback](self.horizons, self.quantiles)
+
+    def _with_fallback(self, card: ModelCard, prices: pd.DataFrame) -> ModelCard:
+        """``card`` holding the fallback fitted on all of ``prices``, the served one."""
+        self.fallback = self._new_fallback().fit(prices)
+        return replace(card, fallback=fallback_to_dict(self.fallback))
 
     def infer_scaled(self, windows: np.ndarray) -> np.ndarray:
         """Network outputs for (n, L, F) windows; n > 1 runs in padded fixed-size batches so

@@ -1,12 +1,13 @@
 """Post-fit corrections of a network's quantiles, fitted on the validation block.
 
 Both work in units of the random walk's h-day standard deviation ``sigma_60(t) * sqrt(h)``
-(``z`` units), where the random walk's quantiles are the constants ``z_q = Phi^-1(q)``:
+(``z`` units), where the random walk's quantiles are the constants ``z_q = Phi^-1(q)``.
+The *baseline* is the forecaster's fallback (``models.fallback``) in those units, per origin:
 
-- **blend**: per horizon, ``w * model + (1 - w) * z_q`` with the weight ``w`` in [0, 1]
-  that minimises the mean pinball loss on validation, kept only if that blend beats the
-  random walk on validation with a Diebold-Mariano p-value below ``BLEND_ALPHA``; else
-  ``w = 0``, exactly the random walk: a network without demonstrated skill is not served.
+- **blend**: per horizon, ``w * model + (1 - w) * baseline`` with the weight ``w`` in
+  [0, 1] that minimises the mean pinball loss on validation, kept only if that blend beats
+  the baseline on validation with a Diebold-Mariano p-value below ``BLEND_ALPHA``; else
+  ``w = 0``, exactly the baseline: a network without demonstrated skill is not served.
 - **calibrate**: per horizon and non-median quantile, a shift by the empirical
   ``q``-quantile of the validation residuals ``y - q_hat``, so each quantile covers its
   own level on validation (conformalised quantiles). The median is left alone: it is
@@ -43,11 +44,11 @@ class QuantileCorrection:
     blend_weight: tuple[float, ...]
     shift: tuple[tuple[float, ...], ...]
 
-    def apply(self, quantiles_z: np.ndarray, levels: Sequence[float]) -> np.ndarray:
-        """(n, H, Q) network quantiles in z units -> corrected, non-crossing (n, H, Q)."""
+    def apply(self, quantiles_z: np.ndarray, baseline_z: np.ndarray) -> np.ndarray:
+        """(n, H, Q) network and baseline quantiles in z units -> corrected, non-crossing
+        (n, H, Q)."""
         weight = np.asarray(self.blend_weight)[None, :, None]
-        baseline = random_walk_z(levels)[None, None, :]
-        corrected = weight * quantiles_z + (1.0 - weight) * baseline
+        corrected = weight * quantiles_z + (1.0 - weight) * baseline_z
         corrected = corrected + np.asarray(self.shift)[None, :, :]
         return np.sort(corrected, axis=-1)
 
@@ -69,16 +70,19 @@ def window_pinball(y: np.ndarray, quantiles: np.ndarray, levels: np.ndarray) -> 
 
 
 def blend_weight(
-    predicted: np.ndarray, outcome: np.ndarray, levels: np.ndarray, horizon: int
+    predicted: np.ndarray,
+    outcome: np.ndarray,
+    baseline: np.ndarray,
+    levels: np.ndarray,
+    horizon: int,
 ) -> float:
-    """The pinball-optimal weight of the network against the random walk's band, or 0
-    when the blend does not beat the band significantly (``BLEND_ALPHA``)."""
-    baseline = np.broadcast_to(random_walk_z(levels), predicted.shape)
+    """The pinball-optimal weight of the network's (n, Q) quantiles against the baseline's,
+    or 0 when the blend does not beat the baseline significantly (``BLEND_ALPHA``)."""
     losses = [
         window_pinball(outcome, w * predicted + (1 - w) * baseline, levels) for w in BLEND_GRID
     ]
     best = int(np.argmin([loss.mean() for loss in losses]))
-    test = diebold_mariano(losses[best], losses[0], horizon)  # losses[0]: the random walk
+    test = diebold_mariano(losses[best], losses[0], horizon)  # losses[0]: the baseline
     significant = not np.isnan(test.pvalue) and test.pvalue < BLEND_ALPHA and test.statistic < 0
     return float(BLEND_GRID[best]) if significant else 0.0
 
@@ -86,20 +90,21 @@ def blend_weight(
 def fit_correction(
     quantiles_z: np.ndarray,
     outcomes_z: np.ndarray,
+    baseline_z: np.ndarray,
     levels: Sequence[float],
     horizons: Sequence[int],
     *,
     blend: bool,
     calibrate: bool,
 ) -> QuantileCorrection:
-    """Fit the correction on validation forecasts (n, H, Q) and outcomes (n, H), z units,
-    in time order (the blend's significance test needs it)."""
+    """Fit the correction on validation forecasts of the network and the baseline
+    (n, H, Q) and outcomes (n, H), z units, in time order (the blend's significance test
+    needs it)."""
     levels_arr = np.asarray(levels, dtype=np.float64)
-    baseline = random_walk_z(levels_arr)[None, :]
     weights, shifts = [], []
     for h, horizon in enumerate(horizons):
-        predicted, outcome = quantiles_z[:, h, :], outcomes_z[:, h]
-        weight = blend_weight(predicted, outcome, levels_arr, horizon) if blend else 1.0
+        predicted, outcome, baseline = quantiles_z[:, h], outcomes_z[:, h], baseline_z[:, h]
+        weight = blend_weight(predicted, outcome, baseline, levels_arr, horizon) if blend else 1.0
         blended = weight * predicted + (1 - weight) * baseline
         shift = np.zeros(len(levels_arr))
         if calibrate:

@@ -7,6 +7,7 @@ from typing import Any
 
 from ml.state_space.features.engineer import TimeSeriesFeatureEngineer
 from ml.state_space.features.windows import SequenceGenerator, min_feature_rows
+from ml.state_space.models.fallback import FALLBACKS, fallback_min_rows
 from ml.state_space.models.mamba.model import MambaConfig
 
 TARGET_SCALINGS = ("global", "volatility")
@@ -33,7 +34,11 @@ class TrainingConfig:
     # Chosen on the walk-forward backtest (docs/EVALUATION.md, "Forecast-quality experiments")
     target_scaling: str = "volatility"
     # corrections fitted on the validation block (ml.state_space.models.postprocess)
-    blend: bool = True  # blend with the random walk's band where the network shows skill
+    blend: bool = True  # blend with the fallback where the network shows skill
+    # what is served where the network shows no skill, and blended with where it does:
+    # "drift-garch" (the training drift, a GARCH band) or "rw" (the random walk); chosen
+    # on the walk-forward backtest: docs/EVALUATION.md, round 4
+    fallback: str = "drift-garch"
     calibrate: bool = False  # shift each non-median quantile to its level (hurt: off)
     # after the early-stopped fit, retrain on all windows (the validation block too) for
     # the selected number of epochs, keeping the corrections fitted on validation (helped
@@ -48,6 +53,8 @@ class TrainingConfig:
     def __post_init__(self) -> None:
         if self.supervised_steps < 1:
             raise ValueError(f"supervised_steps={self.supervised_steps} must be >= 1")
+        if self.fallback not in FALLBACKS:
+            raise ValueError(f"fallback={self.fallback!r}; expected one of {sorted(FALLBACKS)}")
         if self.target_scaling not in TARGET_SCALINGS:
             raise ValueError(
                 f"target_scaling={self.target_scaling!r}; expected one of {TARGET_SCALINGS}"
@@ -79,12 +86,15 @@ class TrainingConfig:
         longest horizon before it, and at least one test origin)."""
         generator = self.generator()
         feature_rows = min_feature_rows(generator, self.val_fraction, 0.0)
-        # the training block holds output_steps windows, one per supervised step
-        while feature_rows - int(feature_rows * self.val_fraction) < (
-            generator.span + self.output_steps - 1
-        ):
+        # the training block holds output_steps windows, one per supervised step, and
+        # (with the warm-up rows before it) the price rows the fallback fits on
+        warmup = TimeSeriesFeatureEngineer.warmup
+        train_rows = max(
+            generator.span + self.output_steps - 1, fallback_min_rows(self.fallback) - warmup
+        )
+        while feature_rows - int(feature_rows * self.val_fraction) < train_rows:
             feature_rows += 1
-        fit_rows = TimeSeriesFeatureEngineer.warmup + feature_rows
+        fit_rows = warmup + feature_rows
         test = self.test_fraction if test_fraction is None else test_fraction
         if test == 0:
             return fit_rows
