@@ -80,9 +80,10 @@ class HorizonOut(BaseModel):
         "demonstrated skill)"
     )
     baseline: str = Field(
-        description="the baseline the model blends with and falls back to: drift-garch (the "
-        "training drift as median, a GARCH(1,1)-t band) or rw (no change, a trailing-"
-        "volatility band); see docs/EVALUATION.md"
+        description="the baseline the model blends with and falls back to (docs/API.md): "
+        "drift-garch-fhs (the default: the training drift as median, a GARCH(1,1) band "
+        "with the quantiles of the standardised training returns), drift-garch (a normal "
+        "GARCH band) or rw (no change, a trailing-volatility band)"
     )
     warning: str | None = Field(
         default=None, description="set when a forecast without demonstrated skill is served"

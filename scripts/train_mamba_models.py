@@ -84,7 +84,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         choices=sorted(FALLBACKS),
         default=defaults.fallback,
         help="the baseline served where the network shows no skill, and blended with where "
-        "it does: drift-garch (the training drift, a GARCH band; default) or rw",
+        "it does: drift-garch-fhs (the training drift, a GARCH band shaped by the history; "
+        "default), drift-garch (a normal GARCH band) or rw",
     )
     parser.add_argument(
         "--no-blend",

@@ -5,6 +5,9 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
+from ml.state_space.data.sources import load_bundled
+from ml.state_space.models.fallback import fallback_from_dict
+
 FIGURES = {
     "n": 1200,
     "mae_skill": -0.01,
@@ -101,13 +104,16 @@ def test_horizons_without_backtest_skill_can_serve_the_baseline(registry, make_a
     publish(registry)  # AAPL: beats_baseline false at every horizon
     with TestClient(make_app(unskilled_forecast="baseline")) as client:
         body = client.get("/predict/AAPL").json()
-    drift = registry.load_metadata("AAPL")["fallback"]["drift"]  # the training drift
-    for horizon, mean_return in zip(body["horizons"], drift, strict=True):
-        band = horizon["log_return"]
+    card = registry.load_metadata("AAPL")
+    network = card["config"]["model"]
+    fallback = fallback_from_dict(card["fallback"], network["horizons"], network["quantiles"])
+    prices = load_bundled("AAPL")
+    expected = fallback.predict_quantiles(prices, prices.index[-1:])[0]
+    for horizon, quantiles in zip(body["horizons"], expected, strict=True):
         assert horizon["serves"] == "baseline" and horizon["warning"] is None
-        assert horizon["baseline"] == "drift-garch"
-        assert band["0.5"] == pytest.approx(mean_return)
-        assert band["0.1"] - band["0.5"] == pytest.approx(band["0.5"] - band["0.9"])
+        assert horizon["baseline"] == "drift-garch-fhs"
+        served = [horizon["log_return"][level] for level in ("0.1", "0.5", "0.9")]
+        assert served == pytest.approx(quantiles, abs=1e-6)
 
 
 def test_horizons_without_backtest_skill_can_serve_the_network_with_a_warning(registry, make_app):

@@ -18,7 +18,7 @@ import pytest
 from ml.state_space.data.sources import load_bundled
 from ml.state_space.models.base import Forecaster
 from ml.state_space.models.baselines import Drift, EmpiricalQuantiles, RandomWalk
-from ml.state_space.models.garch import DriftGarch, Garch
+from ml.state_space.models.garch import DriftGarch, DriftGarchFHS, Garch
 from ml.state_space.models.lstm import LSTMForecaster
 from ml.state_space.models.mamba.forecaster import MambaForecaster
 from tests.conftest import tiny_training_config
@@ -29,6 +29,7 @@ FORECASTERS: list[tuple[str, Callable[[], Forecaster]]] = [
     ("empirical", EmpiricalQuantiles),
     ("garch", Garch),
     ("drift-garch", DriftGarch),
+    ("drift-garch-fhs", DriftGarchFHS),
     ("mamba", lambda: MambaForecaster(training_config=tiny_training_config(epochs=1))),
     ("lstm", lambda: LSTMForecaster(training_config=tiny_training_config(epochs=1))),
 ]

@@ -14,7 +14,7 @@ import pytest
 from ml.state_space.data.sources import load_bundled
 from ml.state_space.models.base import horizon_volatility
 from ml.state_space.models.card import CardSchemaError, ModelCard
-from ml.state_space.models.garch import DriftGarch
+from ml.state_space.models.garch import DriftGarchFHS
 from ml.state_space.models.mamba.forecaster import MambaForecaster
 from ml.state_space.models.neural import InsufficientHistoryError, NeuralForecaster, NotFittedError
 from ml.state_space.models.postprocess import QuantileCorrection
@@ -163,8 +163,8 @@ def test_the_baseline_variant_is_the_fallback_and_the_blend_weights_pick_a_varia
     origins = aapl.loc["2015-01-02":"2015-06-30"].index
     variants = model.predict_variants(aapl, origins)
     fitted_on = aapl.loc[model.card.data.first_date : model.card.data.last_date]
-    fallback = DriftGarch(model.horizons, model.quantiles).fit(fitted_on)  # the default's
-    assert model.baseline_name == "drift-garch"
+    fallback = DriftGarchFHS(model.horizons, model.quantiles).fit(fitted_on)  # the default
+    assert model.baseline_name == "drift-garch-fhs"
     np.testing.assert_allclose(variants["baseline"], fallback.predict_quantiles(aapl, origins))
     np.testing.assert_allclose(variants["trained"][:, 0], variants["baseline"][:, 0], atol=1e-7)
     trained_h5, model_h5 = variants["trained"][:, 1], variants["model"][:, 1]

@@ -29,7 +29,7 @@ import pandas as pd
 
 from ml.state_space.models.base import Forecaster, forward_log_returns
 from ml.state_space.models.baselines import Baseline, Drift, EmpiricalQuantiles, RandomWalk
-from ml.state_space.models.garch import DriftGarch, Garch
+from ml.state_space.models.garch import DriftGarch, DriftGarchFHS, Garch
 from ml.state_space.models.lstm import LSTMForecaster
 from ml.state_space.models.mamba.forecaster import MambaForecaster
 from ml.state_space.training.config import TrainingConfig
@@ -37,7 +37,7 @@ from ml.state_space.training.config import TrainingConfig
 logger = logging.getLogger(__name__)
 
 NEURAL_MODELS = ("mamba", "lstm")
-BASELINE_MODELS = ("rw", "empirical", "drift", "garch", "drift-garch")
+BASELINE_MODELS = ("rw", "empirical", "drift", "garch", "drift-garch", "drift-garch-fhs")
 ALL_MODELS = NEURAL_MODELS + BASELINE_MODELS
 
 
@@ -87,6 +87,7 @@ def make_forecaster(model: str, config: BacktestConfig, seed: int) -> Forecaster
         "drift": Drift,
         "garch": Garch,
         "drift-garch": DriftGarch,
+        "drift-garch-fhs": DriftGarchFHS,
     }
     return baseline[model](horizons=config.horizons, quantiles=config.quantiles)
 

@@ -22,10 +22,22 @@ from scipy.stats import norm
 from scipy.stats import t as student_t
 
 from ml.state_space.data.quality import check_price_frame
-from ml.state_space.models.base import DEFAULT_HORIZONS, DEFAULT_QUANTILES, daily_log_returns
+from ml.state_space.models.base import (
+    DEFAULT_HORIZONS,
+    DEFAULT_QUANTILES,
+    daily_log_returns,
+    forward_log_returns,
+)
 from ml.state_space.models.baselines import Baseline, mean_training_returns, require_fitted
 
-__all__ = ["DriftGarch", "Garch", "GarchParams", "horizon_variance", "one_step_variance"]
+__all__ = [
+    "DriftGarch",
+    "DriftGarchFHS",
+    "Garch",
+    "GarchParams",
+    "horizon_variance",
+    "one_step_variance",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -182,14 +194,17 @@ class DriftGarch(Garch):
     def fit(self, prices: pd.DataFrame) -> Self:
         """Fit the GARCH parameters and learn the drift on the same history."""
         super().fit(prices)
-        history = prices if self.window is None else prices.iloc[-self.window - 1 :]
-        self.drift_ = mean_training_returns(history, self.horizons)
+        self.drift_ = mean_training_returns(self._fitted_rows(prices), self.horizons)
         return self
 
     def predict_quantiles(self, prices: pd.DataFrame, origins: pd.DatetimeIndex) -> np.ndarray:
         """(n_origins, n_horizons, n_quantiles) log-return quantiles."""
         drift = require_fitted(self.drift_, self.name)
         return super().predict_quantiles(prices, origins) + drift[None, :, None]
+
+    def _fitted_rows(self, prices: pd.DataFrame) -> pd.DataFrame:
+        """The price rows the GARCH parameters were fitted on."""
+        return prices if self.window is None else prices.iloc[-self.window - 1 :]
 
     def to_dict(self) -> dict[str, Any]:
         """The fitted state, JSON-serialisable (a model card stores it)."""
@@ -207,4 +222,50 @@ class DriftGarch(Garch):
         fitted.drift_ = np.asarray(data["drift"], dtype=np.float64)
         if fitted.drift_.shape != (len(fitted.horizons),):
             raise ValueError(f"drift {data['drift']} does not match horizons {horizons}")
+        return fitted
+
+
+class DriftGarchFHS(DriftGarch):
+    """:class:`DriftGarch` with the band's shape learnt from the history (filtered
+    historical simulation, Barone-Adesi et al. 1999).
+
+    The quantiles are ``drift + sigma_h(t) * z_q(h)`` where ``z_q(h)`` is the empirical
+    ``q``-quantile of the standardised training ``h``-day returns ``(r_h - drift) /
+    sigma_h``, ``sigma_h`` GARCH's h-day std at each training origin: a variance mixture
+    has fatter tails and narrower central quantiles than the normal with the same variance,
+    and equity returns are skewed; the empirical table has both.
+    """
+
+    name = "drift-garch-fhs"
+    shock_quantiles_: np.ndarray | None = None  # (H, Q) z_q(h), set by fit
+
+    def fit(self, prices: pd.DataFrame) -> Self:
+        """Fit GARCH and the drift, then the standardised quantiles on the same rows."""
+        super().fit(prices)
+        params, drift = self.params_, self.drift_
+        rows = self._fitted_rows(prices)
+        next_variance = one_step_variance(SCALE * daily_log_returns(rows), params)
+        scale = np.sqrt(horizon_variance(next_variance, params, self.horizons)) / SCALE
+        table = []
+        for h, horizon in enumerate(self.horizons):
+            standardised = (forward_log_returns(rows, horizon) - drift[h]) / scale[:, h]
+            table.append(np.quantile(standardised[:-horizon], self.quantiles))
+        self.shock_quantiles_ = np.array(table)
+        return self
+
+    def _standard_quantiles(self, nu: float) -> np.ndarray:
+        return require_fitted(self.shock_quantiles_, self.name)
+
+    def to_dict(self) -> dict[str, Any]:
+        table = require_fitted(self.shock_quantiles_, self.name)
+        return {**super().to_dict(), "shock_quantiles": table.tolist()}
+
+    @classmethod
+    def from_dict(
+        cls, data: dict[str, Any], horizons: Sequence[int], quantiles: Sequence[float]
+    ) -> Self:
+        fitted = super().from_dict(data, horizons, quantiles)
+        fitted.shock_quantiles_ = np.asarray(data["shock_quantiles"], dtype=np.float64)
+        if fitted.shock_quantiles_.shape != (len(fitted.horizons), len(fitted.quantiles)):
+            raise ValueError("shock_quantiles do not match the horizons and quantiles")
         return fitted

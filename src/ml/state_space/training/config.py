@@ -35,10 +35,11 @@ class TrainingConfig:
     target_scaling: str = "volatility"
     # corrections fitted on the validation block (ml.state_space.models.postprocess)
     blend: bool = True  # blend with the fallback where the network shows skill
-    # what is served where the network shows no skill, and blended with where it does:
-    # "drift-garch" (the training drift, a GARCH band) or "rw" (the random walk); chosen
-    # on the walk-forward backtest: docs/EVALUATION.md, round 4
-    fallback: str = "drift-garch"
+    # what is served where the network shows no skill, and blended with where it does
+    # (models.fallback): "drift-garch-fhs" (the training drift, a GARCH band shaped by
+    # the history), "drift-garch" or "rw" (the random walk); chosen on the walk-forward
+    # backtest: docs/EVALUATION.md, round 4
+    fallback: str = "drift-garch-fhs"
     calibrate: bool = False  # shift each non-median quantile to its level (hurt: off)
     # after the early-stopped fit, retrain on all windows (the validation block too) for
     # the selected number of epochs, keeping the corrections fitted on validation (helped
