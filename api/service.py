@@ -127,6 +127,10 @@ class PredictionService:
 
     def scan(self) -> list[str]:
         """List the models on disk (nothing is loaded) and mark the service ready."""
+        try:
+            self.registry.adopt_legacy_layout()
+        except OSError as error:  # a read-only models dir: the old layout stays unserved
+            logger.warning("cannot move old-layout models into versions/: %s", error)
         symbols = self.registry.symbols()
         logger.info("found %d model(s) under %s: %s", len(symbols), self.registry.root, symbols)
         self.ready = True

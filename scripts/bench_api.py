@@ -281,6 +281,9 @@ def profile_pieces(models_dir: Path, symbols: list[str], repeats: int = 200) -> 
                 "features_ms": median_ms(lambda m=model, t=tail: m.engineer.transform(t)),
                 "normalise_ms": median_ms(lambda m=model, x=features: m.normalizer.transform(x)),
                 "inference_ms": median_ms(lambda m=model, w=window: m.infer_scaled(w)),
+                "fallback_ms": median_ms(
+                    lambda m=model, p=prices: m.fallback.predict_quantiles(p, p.index[-1:])
+                ),
                 "predict_total_ms": median_ms(
                     lambda f=forecaster, p=prices, s=symbol: f.predict(p, s)
                 ),

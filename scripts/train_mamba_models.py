@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from ml.cli.args import positive_float, positive_int, writable_directory
 from ml.state_space.data.universe import resolve_symbols
 from ml.state_space.models.fallback import FALLBACKS
-from ml.state_space.registry import DEFAULT_ROOT, ModelRegistry
+from ml.state_space.registry import DEFAULT_ROOT, KEEP_VERSIONS, ModelRegistry
 
 if TYPE_CHECKING:
     from ml.state_space.training.config import TrainingConfig
@@ -71,6 +71,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--skip-existing", action="store_true", help="skip symbols that have a model"
+    )
+    parser.add_argument(
+        "--keep-versions",
+        type=positive_int,
+        default=KEEP_VERSIONS,
+        help="model versions kept per symbol for rollback, the current one included "
+        "(scripts/model_versions.py lists and rolls back)",
     )
     parser.add_argument("--no-augment", action="store_true", help="train without data augmentation")
     parser.add_argument(
@@ -151,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     run = TrainingRun(
-        ModelRegistry(args.models_dir),
+        ModelRegistry(args.models_dir, keep_versions=args.keep_versions),
         config,
         parallel=args.parallel,
         offline=args.offline,

@@ -115,7 +115,7 @@ def test_weights_that_do_not_match_their_metadata_are_503(
     response = client.get("/predict/AAPL")
     assert response.status_code == 503
     assert response.json()["error"] == "artifact_mismatch"
-    assert "Retrain" in response.json()["message"]
+    assert "rollback AAPL" in response.json()["message"]
 
 
 def test_unreadable_metadata_is_503_naming_the_file_and_the_model_is_listed_as_broken(
@@ -126,7 +126,7 @@ def test_unreadable_metadata_is_503_naming_the_file_and_the_model_is_listed_as_b
         response = client.get(path)
         assert response.status_code == 503, path
         assert response.json()["error"] == "artifact_corrupt"
-        assert "metadata/AAPL.json" in response.json()["message"]
+        assert str(registry.metadata_path("AAPL")) in response.json()["message"]
         assert "train_mamba_models.py --symbols AAPL" in response.json()["message"]
     listing = client.get("/models").json()
     assert [m["symbol"] for m in listing["models"]] == ["^GSPC"]
@@ -153,7 +153,8 @@ def test_garbage_weights_with_a_matching_hash_are_503(
     response = client.get("/predict/AAPL")
     assert response.status_code == 503
     assert response.json()["error"] == "artifact_corrupt"
-    assert "weights/AAPL.keras" in response.json()["message"]
+    assert str(registry.weights_path("AAPL")) in response.json()["message"]
+    assert "rollback AAPL" in response.json()["message"]
 
 
 @pytest.mark.parametrize(("exc_type", "status", "code"), ERROR_TABLE)

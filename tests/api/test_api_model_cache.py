@@ -40,6 +40,17 @@ def test_a_newly_saved_model_is_served_without_restart(
     assert loads(client) == 2, "unchanged files are not reloaded"
 
 
+def test_a_rolled_back_version_is_served_without_restart(
+    client: TestClient, registry: ModelRegistry
+) -> None:
+    first = client.get("/predict/AAPL").json()["model_version"]
+    save_new_version(registry, "AAPL", "v2-to-roll-back")
+    assert client.get("/predict/AAPL").json()["model_version"] == "v2-to-roll-back"
+    registry.rollback("AAPL")
+    assert client.get("/predict/AAPL").json()["model_version"] == first
+    assert client.get("/models/AAPL").json()["version"] == first
+
+
 def test_metrics_of_another_version_are_not_shown_as_this_ones_skill(
     client: TestClient, registry: ModelRegistry
 ) -> None:

@@ -2,17 +2,21 @@
 
 Layout under ``root`` (default ``models/mamba``)::
 
-    weights/<SYMBOL>.keras      the trained Keras model
-    metadata/<SYMBOL>.json      config, features, normaliser, data, versions, weights_sha256
-    metrics/<SYMBOL>.json       learning curves and held-out test metrics
-    checkpoints/<SYMBOL>/       best-epoch checkpoint and BackupAndRestore state
-    runs/<RUN_ID>.json          one summary per training run
-    backtest.json               walk-forward figures of this model family, per symbol and horizon
+    versions/<SYMBOL>/<VERSION>/    one immutable model version:
+        model.keras                 the trained Keras model
+        metadata.json               the model card: config, features, normaliser, data, hash
+        metrics.json                learning curves and held-out test metrics
+    current/<SYMBOL>                the symbol's current version (one line): the pointer
+    checkpoints/<SYMBOL>/           best-epoch checkpoint and BackupAndRestore state
+    runs/<RUN_ID>.json              one summary per training run
+    backtest.json                   walk-forward figures of this family, per symbol and horizon
 
-A model and its metadata are one version: the metadata records the SHA-256 of
-the weights it belongs to, and :meth:`ModelRegistry.load_artifacts` refuses a
-pair whose hashes disagree (a replacement caught half-way), so a reader never
-pairs new weights with old scalers.
+A save writes a new version directory that nothing reads yet, then replaces the pointer
+with one rename: that rename is the only commit point, so a crash at any moment leaves
+the old version or the new one current, never neither, and never modifies a version
+(as TF Serving's version directories). Readers resolve the pointer once per load and
+check the weights' SHA-256 against the metadata. The last ``keep_versions`` versions
+are kept for :meth:`ModelRegistry.rollback`.
 """
 
 from __future__ import annotations
@@ -20,8 +24,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+import re
+import shutil
 import time
+import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +43,9 @@ DEFAULT_ROOT = Path("models") / "mamba"
 
 
 STALE_TEMP_S = 3600.0  # a temporary file this old has no writer left
+KEEP_VERSIONS = 3  # versions kept per symbol, the current one included
+MODEL_FILE, METADATA_FILE, METRICS_FILE = "model.keras", "metadata.json", "metrics.json"
+VERSION_PATTERN = re.compile(r"[0-9A-Za-z][0-9A-Za-z._-]{0,63}")
 
 
 class ModelNotFoundError(LookupError):
@@ -66,17 +78,88 @@ def sha256_hex(data: bytes) -> str:
 class ModelRegistry:
     """Reads and writes per-symbol artefacts under one root directory."""
 
-    def __init__(self, root: str | Path = DEFAULT_ROOT) -> None:
+    def __init__(self, root: str | Path = DEFAULT_ROOT, keep_versions: int = KEEP_VERSIONS) -> None:
+        if keep_versions < 1:
+            raise ValueError(f"keep_versions={keep_versions} must be >= 1")
         self.root = Path(root)
+        self.keep_versions = keep_versions
 
-    def weights_path(self, symbol: str) -> Path:
-        return self.root / "weights" / f"{validate_symbol(symbol)}.keras"
+    # --- versions ------------------------------------------------------------------------
 
-    def metadata_path(self, symbol: str) -> Path:
-        return self.root / "metadata" / f"{validate_symbol(symbol)}.json"
+    def pointer_path(self, symbol: str) -> Path:
+        return self.root / "current" / validate_symbol(symbol)
 
-    def metrics_path(self, symbol: str) -> Path:
-        return self.root / "metrics" / f"{validate_symbol(symbol)}.json"
+    def version_dir(self, symbol: str, version: str) -> Path:
+        if not VERSION_PATTERN.fullmatch(version):
+            raise ValueError(f"invalid model version {version!r}")
+        return self.root / "versions" / validate_symbol(symbol) / version
+
+    def current_version(self, symbol: str) -> str:
+        """The version the pointer names; :class:`ModelNotFoundError` without one."""
+        path = self.pointer_path(symbol)
+        try:
+            version = path.read_text(encoding="utf-8").strip()
+        except FileNotFoundError as error:
+            raise self._not_found(symbol) from error
+        except (OSError, ValueError) as error:
+            raise self.corrupt(symbol, path, error) from error
+        if not VERSION_PATTERN.fullmatch(version):
+            raise self.corrupt(symbol, path, ValueError(f"names no version: {version!r}"))
+        return version
+
+    def versions(self, symbol: str) -> list[str]:
+        """The symbol's complete versions, oldest first (names start with their time)."""
+        directory = self.root / "versions" / validate_symbol(symbol)
+        if not directory.is_dir():
+            return []
+        return sorted(
+            path.name
+            for path in directory.iterdir()
+            if VERSION_PATTERN.fullmatch(path.name) and _complete(path)
+        )
+
+    def rollback(self, symbol: str, version: str | None = None) -> str:
+        """Make ``version`` (default: the one before the current) current; returns it."""
+        versions = self.versions(symbol)
+        if version is None:
+            older = [v for v in versions if v < self.current_version(symbol)]
+            if not older:
+                raise ModelNotFoundError(
+                    f"{symbol} has no version older than {self.current_version(symbol)}; "
+                    f"kept versions: {versions}"
+                )
+            version = older[-1]
+        if version not in versions:
+            raise ModelNotFoundError(f"{symbol} has no version {version!r}; kept: {versions}")
+        self._point(symbol, version)
+        logger.info("%s: version %s is current", symbol, version)
+        return version
+
+    def _point(self, symbol: str, version: str) -> None:
+        atomic_write_bytes(self.pointer_path(symbol), f"{version}\n".encode())
+
+    def _prune(self, symbol: str) -> None:
+        """Delete the oldest versions beyond ``keep_versions``, never the current one."""
+        current = self.current_version(symbol)
+        old = [v for v in self.versions(symbol) if v != current]
+        for version in old[: max(0, len(old) - (self.keep_versions - 1))]:
+            shutil.rmtree(self.version_dir(symbol, version), ignore_errors=True)
+            logger.info("%s: removed old version %s", symbol, version)
+
+    # --- paths ---------------------------------------------------------------------------
+
+    def weights_path(self, symbol: str, version: str | None = None) -> Path:
+        return self._version_path(symbol, version) / MODEL_FILE
+
+    def metadata_path(self, symbol: str, version: str | None = None) -> Path:
+        return self._version_path(symbol, version) / METADATA_FILE
+
+    def metrics_path(self, symbol: str, version: str | None = None) -> Path:
+        return self._version_path(symbol, version) / METRICS_FILE
+
+    def _version_path(self, symbol: str, version: str | None) -> Path:
+        symbol = validate_symbol(symbol)
+        return self.version_dir(symbol, version or self.current_version(symbol))
 
     def checkpoint_dir(self, symbol: str) -> Path:
         return self.root / "checkpoints" / validate_symbol(symbol)
@@ -85,20 +168,32 @@ class ModelRegistry:
         return self.root / "runs" / f"{run_id}.json"
 
     def remove_stale_temp_files(self, older_than_s: float = STALE_TEMP_S) -> list[Path]:
-        """Delete the temporary files of atomic writes that a crash left behind (none is
-        ever read: only their renamed result is). Recent ones may belong to a writer at
-        work and are kept."""
+        """Delete the temporary files of atomic writes and the incomplete version
+        directories that a crash left behind (none is ever read). Recent ones may belong
+        to a writer at work and are kept."""
         cutoff = time.time() - older_than_s
         stale = [
             path
             for path in self.root.rglob(".*.tmp")
             if path.is_file() and path.stat().st_mtime < cutoff
         ]
+        stale += [
+            directory
+            for directory in self.root.glob("versions/*/*")
+            if directory.is_dir()
+            and not _complete(directory)
+            and directory.stat().st_mtime < cutoff
+        ]
         for path in stale:
-            path.unlink(missing_ok=True)
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
         if stale:
             logger.info(
-                "removed %d temporary file(s) left by a crash under %s", len(stale), self.root
+                "removed %d temporary file(s) or version(s) left by a crash under %s",
+                len(stale),
+                self.root,
             )
         return stale
 
@@ -128,46 +223,88 @@ class ModelRegistry:
         metadata: dict[str, Any],
         metrics: dict[str, Any],
     ) -> dict[str, Any]:
-        """Persist one trained model; returns the metadata as written.
-
-        Weights are renamed into place first and the metadata second; readers
-        check the hash, so the metadata rename is the commit point.
-        """
-        metadata = {**metadata, "weights_sha256": sha256_hex(model_bytes)}
-        atomic_write_bytes(self.weights_path(symbol), model_bytes)
-        atomic_write_json(self.metadata_path(symbol), metadata)
-        atomic_write_json(self.metrics_path(symbol), metrics)
-        logger.info("saved model for %s (version %s)", symbol, metadata.get("version"))
+        """Persist one trained model as a new version and make it current; returns the
+        metadata as written (``version`` is the version directory's name)."""
+        symbol = validate_symbol(symbol)
+        version = self._new_version(symbol, metadata.get("version"))
+        metadata = {**metadata, "version": version, "weights_sha256": sha256_hex(model_bytes)}
+        directory = self.version_dir(symbol, version)
+        atomic_write_bytes(directory / MODEL_FILE, model_bytes)
+        atomic_write_json(directory / METRICS_FILE, metrics)
+        atomic_write_json(directory / METADATA_FILE, metadata)  # last: the version is complete
+        self._point(symbol, version)  # the commit point
+        logger.info("saved model for %s (version %s)", symbol, version)
+        self._prune(symbol)
         return metadata
+
+    def _new_version(self, symbol: str, wanted: str | None) -> str:
+        """``wanted`` (the card's version) if it names no existing directory, else a fresh
+        time-ordered name: a version directory is never written twice."""
+        base = wanted if wanted and VERSION_PATTERN.fullmatch(wanted) else None
+        base = base or f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
+        version, n = base, 1
+        while self.version_dir(symbol, version).exists():
+            n += 1
+            version = f"{base}.{n}"
+        return version
 
     def save_run(self, run_id: str, summary: dict[str, Any]) -> Path:
         return atomic_write_json(self.run_path(run_id), summary)
 
     def has_model(self, symbol: str) -> bool:
-        return self.weights_path(symbol).is_file() and self.metadata_path(symbol).is_file()
+        """Whether the symbol's pointer names a complete version."""
+        try:
+            return _complete(self._version_path(symbol, None))
+        except (ModelNotFoundError, CorruptArtifactError):
+            return False
 
     def symbols(self) -> list[str]:
-        """Symbols with both weights and metadata, sorted."""
-        metadata_dir = self.root / "metadata"
-        if not metadata_dir.is_dir():
+        """Symbols whose current version is complete, sorted."""
+        pointers = self.root / "current"
+        if not pointers.is_dir():
             return []
-        names = (path.stem for path in metadata_dir.glob("*.json"))
-        return sorted(name for name in names if (self.root / "weights" / f"{name}.keras").is_file())
+        names = (p.name for p in pointers.iterdir() if not p.name.startswith("."))
+        return sorted(name for name in names if self.has_model(name))
 
     def fingerprint(self, symbol: str) -> tuple[int, ...]:
-        """Cheap change detector: inode and mtime of the metadata and weights files.
-
-        Every save renames a new file into place, so the inode changes even when two
-        saves land within the filesystem's timestamp resolution.
-        """
+        """Cheap change detector: inode and mtime of the pointer and of the current
+        version's metadata and weights (a new version or a rollback replaces the pointer,
+        so its inode changes even within the filesystem's timestamp resolution)."""
         try:
-            metadata, weights = (
-                self.metadata_path(symbol).stat(),
-                self.weights_path(symbol).stat(),
-            )
-            return (metadata.st_ino, metadata.st_mtime_ns, weights.st_ino, weights.st_mtime_ns)
+            pointer = self.pointer_path(symbol).stat()
+            metadata, weights = self.metadata_path(symbol).stat(), self.weights_path(symbol).stat()
         except FileNotFoundError as error:
             raise self._not_found(symbol) from error
+        return tuple(
+            value
+            for stat in (pointer, metadata, weights)
+            for value in (stat.st_ino, stat.st_mtime_ns)
+        )
+
+    def adopt_legacy_layout(self) -> list[str]:
+        """Move models of the old flat layout (``weights/``, ``metadata/``, ``metrics/``)
+        into versions, each made current; returns their symbols."""
+        adopted = []
+        for weights in sorted((self.root / "weights").glob("*.keras")):
+            symbol = weights.stem
+            metadata_file = self.root / "metadata" / f"{symbol}.json"
+            if not metadata_file.is_file() or self.has_model(symbol):
+                continue
+            metadata = self._read_json(metadata_file, symbol)
+            version = self._new_version(symbol, metadata.get("version"))
+            directory = self.version_dir(symbol, version)
+            directory.mkdir(parents=True)
+            metrics_file = self.root / "metrics" / f"{symbol}.json"
+            if metrics_file.is_file():
+                os.replace(metrics_file, directory / METRICS_FILE)
+            os.replace(weights, directory / MODEL_FILE)
+            atomic_write_json(directory / METADATA_FILE, {**metadata, "version": version})
+            metadata_file.unlink()
+            self._point(symbol, version)
+            adopted.append(symbol)
+        if adopted:
+            logger.info("moved %d model(s) of the old layout into versions/", len(adopted))
+        return adopted
 
     def load_metadata(self, symbol: str) -> dict[str, Any]:
         return self._read_json(self.metadata_path(symbol), symbol)
@@ -175,20 +312,23 @@ class ModelRegistry:
     def load_metrics(self, symbol: str) -> dict[str, Any]:
         return self._read_json(self.metrics_path(symbol), symbol)
 
-    def load_artifacts(self, symbol: str, retries: int = 3) -> ModelArtifacts:
-        """Read a matching (weights, metadata) pair, retrying while a save is in flight."""
-        for attempt in range(retries):
-            fingerprint = self.fingerprint(symbol)
-            metadata = self.load_metadata(symbol)
-            model_bytes = self.weights_path(symbol).read_bytes()
-            if sha256_hex(model_bytes) == metadata.get("weights_sha256"):
-                return ModelArtifacts(validate_symbol(symbol), model_bytes, metadata, fingerprint)
-            logger.warning("weights/metadata of %s disagree (attempt %d)", symbol, attempt + 1)
-            time.sleep(0.05 * (attempt + 1))
-        raise ArtifactMismatchError(
-            f"The weights of {symbol} do not match its metadata (a save may have been "
-            f"interrupted). Retrain it: python scripts/train_mamba_models.py --symbols {symbol}"
-        )
+    def load_artifacts(self, symbol: str) -> ModelArtifacts:
+        """Read the current version's (weights, metadata), resolving the pointer once."""
+        fingerprint = self.fingerprint(symbol)
+        version = self.current_version(symbol)
+        metadata = self._read_json(self.metadata_path(symbol, version), symbol)
+        try:
+            model_bytes = self.weights_path(symbol, version).read_bytes()
+        except FileNotFoundError as error:
+            raise self._not_found(symbol) from error
+        if sha256_hex(model_bytes) != metadata.get("weights_sha256"):
+            raise ArtifactMismatchError(
+                f"The weights of {symbol} version {version} do not match its metadata (the "
+                f"file was changed after it was saved). Roll back: python scripts/"
+                f"model_versions.py rollback {symbol}, or retrain: python scripts/"
+                f"train_mamba_models.py --symbols {symbol}"
+            )
+        return ModelArtifacts(validate_symbol(symbol), model_bytes, metadata, fingerprint)
 
     def _read_json(self, path: Path, symbol: str) -> dict[str, Any]:
         try:
@@ -204,8 +344,10 @@ class ModelRegistry:
     def corrupt(self, symbol: str, path: Path, error: BaseException) -> CorruptArtifactError:
         """The error for an unreadable model file of ``symbol``."""
         return CorruptArtifactError(
-            f"{symbol}: {path} cannot be read ({type(error).__name__}: {error}). Retrain it: "
-            f"python scripts/train_mamba_models.py --symbols {symbol} --models-dir {self.root}"
+            f"{symbol}: {path} cannot be read ({type(error).__name__}: {error}). Roll back "
+            f"to the previous version: python scripts/model_versions.py --models-dir "
+            f"{self.root} rollback {symbol}, or retrain it: python scripts/"
+            f"train_mamba_models.py --symbols {symbol} --models-dir {self.root}"
         )
 
     def _not_found(self, symbol: str) -> ModelNotFoundError:
@@ -213,3 +355,8 @@ class ModelRegistry:
             f"No trained model for {symbol!r} under {self.root}. Train it with: "
             f"python scripts/train_mamba_models.py --symbols {symbol} --models-dir {self.root}"
         )
+
+
+def _complete(version_dir: Path) -> bool:
+    """A version is complete once its metadata, written last, exists."""
+    return (version_dir / METADATA_FILE).is_file() and (version_dir / MODEL_FILE).is_file()

@@ -161,6 +161,7 @@ class TrainingRun:
         interrupted, stop_signal = False, signal.SIGINT
         terminated = _cancel_on_sigterm()
         await asyncio.to_thread(self.registry.remove_stale_temp_files)
+        await asyncio.to_thread(self.registry.adopt_legacy_layout)
         try:
             jobs = await self._prepare(symbols, outcomes)
             await self._train(jobs, outcomes)
