@@ -126,3 +126,27 @@ def test_supervised_steps_are_at_most_a_window_and_count_in_the_history_needed()
         assert train_rows - span + 1 in (steps, steps + 1)  # windows: one per supervised step
     with pytest.raises(ValueError, match="output_steps"):
         build_model(CONFIG, N_FEATURES, CONFIG.seq_len + 1)
+
+
+def test_a_fit_releases_its_training_windows_when_it_ends(monkeypatch):
+    """Keras keeps a reference to a fit's dataset after the fit; the windows it holds
+    (~125 MB for a full history) must not stay alive with it in a worker process."""
+    from ml.state_space.data.sources import load_bundled
+    from ml.state_space.models.mamba.forecaster import MambaForecaster
+    from ml.state_space.training import loop
+    from tests.conftest import tiny_training_config
+
+    created = []
+
+    class Recorded(TrainingBatches):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            created.append(self)
+
+    monkeypatch.setattr(loop, "TrainingBatches", Recorded)
+    prices = load_bundled("AAPL").iloc[-900:]
+    MambaForecaster(training_config=tiny_training_config(epochs=1, refit=True)).fit(prices)
+    assert len(created) == 2  # the early-stopped fit and the refit
+    assert all(
+        batches.x.size == batches.y.size == batches._epoch_x.size == 0 for batches in created
+    )

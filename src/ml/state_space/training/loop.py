@@ -6,13 +6,14 @@ validation block only; the test years never reach this module.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import keras
 import numpy as np
@@ -72,13 +73,14 @@ def fit_network(
         ),
         epoch_log,
     ]
-    network.fit(
-        train_batches,
-        shuffle=False,  # TrainingBatches permutes every epoch from its own seeded generator
-        epochs=config.epochs,
-        callbacks=callbacks,
-        verbose=0,
-    )
+    with train_batches.released():
+        network.fit(
+            train_batches,
+            shuffle=False,  # TrainingBatches permutes every epoch from its own seeded generator
+            epochs=config.epochs,
+            callbacks=callbacks,
+            verbose=0,
+        )
     history = epoch_log.epochs
     if not history or not np.isfinite(history[-1]["loss"]):
         raise TrainingDivergedError(
@@ -148,13 +150,14 @@ def refit_network(
         supervised_steps=config.output_steps,
     )
     schedule = keras.callbacks.LearningRateScheduler(lambda epoch, _: float(learning_rates[epoch]))
-    fitted = network.fit(
-        batches,
-        shuffle=False,
-        epochs=len(learning_rates),
-        callbacks=[schedule, keras.callbacks.TerminateOnNaN()],
-        verbose=0,
-    )
+    with batches.released():
+        fitted = network.fit(
+            batches,
+            shuffle=False,
+            epochs=len(learning_rates),
+            callbacks=[schedule, keras.callbacks.TerminateOnNaN()],
+            verbose=0,
+        )
     losses = fitted.history.get("loss", [])
     if len(losses) < len(learning_rates) or not np.isfinite(losses[-1]):
         raise TrainingDivergedError(
@@ -209,6 +212,16 @@ class TrainingBatches(keras.utils.PyDataset):
             return self._epoch_x[rows], self.y[ends]  # (b, L, F), (b, H)
         targets = self.y[ends[:, None] + np.arange(1 - self.steps, 1)]  # (b, K, H)
         return self._epoch_x[rows], targets
+
+    @contextlib.contextmanager
+    def released(self) -> Iterator[Self]:
+        """Drop the windows when the fit using them ends: Keras's TensorFlow data adapter
+        keeps a reference to this dataset past the fit, which held ~125 MB per full-history
+        fit in a worker process (docs/PERFORMANCE.md)."""
+        try:
+            yield self
+        finally:
+            self.x = self.y = self._epoch_x = np.empty((0,), np.float32)
 
     def on_epoch_end(self) -> None:
         phase = self._rng.integers(self.steps) if self.steps > 1 else 0
