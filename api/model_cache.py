@@ -68,21 +68,17 @@ class ModelCache:
         return len(self._entries)
 
     def fingerprint(self, symbol: str) -> Fingerprint:
-        """Registry fingerprint plus the mtimes of the metrics file (test skill) and of the
-        published backtest (walk-forward figures).
+        """Registry fingerprint (the current version's files, metrics included) plus the
+        mtime of the published backtest (walk-forward figures).
 
         Raises :class:`ModelNotFoundError` when the symbol has no model.
         """
-        return (
-            *self.registry.fingerprint(symbol),
-            _mtime(self.registry.metrics_path(symbol)),
-            _mtime(self.registry.backtest_path),
-        )
+        return (*self.registry.fingerprint(symbol), _mtime(self.registry.backtest_path))
 
     def peek(self, symbol: str) -> LoadedModel | None:
         """The cached version if it is still the one on disk, else ``None``; never loads.
 
-        Costs three ``stat`` calls, so it may run on the event loop.
+        Costs one small read and five ``stat`` calls, so it may run on the event loop.
         """
         return self._lookup(symbol, self.fingerprint(symbol))
 

@@ -268,18 +268,26 @@ class ModelRegistry:
 
     def fingerprint(self, symbol: str) -> tuple[int, ...]:
         """Cheap change detector: inode and mtime of the pointer and of the current
-        version's metadata and weights (a new version or a rollback replaces the pointer,
-        so its inode changes even within the filesystem's timestamp resolution)."""
+        version's metadata, weights and metrics (0 for missing metrics). A new version or a
+        rollback replaces the pointer, so its inode changes even within the filesystem's
+        timestamp resolution. One pointer read and four ``stat`` calls."""
+        return self._resolve(symbol)[1]
+
+    def _resolve(self, symbol: str) -> tuple[str, tuple[int, ...]]:
+        """The current version and its fingerprint, from one read of the pointer."""
+        version = self.current_version(symbol)
         try:
             pointer = self.pointer_path(symbol).stat()
-            metadata, weights = self.metadata_path(symbol).stat(), self.weights_path(symbol).stat()
+            metadata = self.metadata_path(symbol, version).stat()
+            weights = self.weights_path(symbol, version).stat()
         except FileNotFoundError as error:
             raise self._not_found(symbol) from error
-        return tuple(
-            value
-            for stat in (pointer, metadata, weights)
-            for value in (stat.st_ino, stat.st_mtime_ns)
-        )
+        try:
+            metrics = self.metrics_path(symbol, version).stat().st_mtime_ns
+        except FileNotFoundError:
+            metrics = 0
+        stats = (pointer, metadata, weights)
+        return version, (*(v for st in stats for v in (st.st_ino, st.st_mtime_ns)), metrics)
 
     def adopt_legacy_layout(self) -> list[str]:
         """Move models of the old flat layout (``weights/``, ``metadata/``, ``metrics/``)
@@ -314,8 +322,7 @@ class ModelRegistry:
 
     def load_artifacts(self, symbol: str) -> ModelArtifacts:
         """Read the current version's (weights, metadata), resolving the pointer once."""
-        fingerprint = self.fingerprint(symbol)
-        version = self.current_version(symbol)
+        version, fingerprint = self._resolve(symbol)
         metadata = self._read_json(self.metadata_path(symbol, version), symbol)
         try:
             model_bytes = self.weights_path(symbol, version).read_bytes()

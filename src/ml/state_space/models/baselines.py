@@ -31,6 +31,7 @@ __all__ = [
     "Drift",
     "EmpiricalQuantiles",
     "RandomWalk",
+    "WithDrift",
     "check_horizons",
     "check_quantiles",
     "mean_training_returns",
@@ -99,6 +100,10 @@ class Baseline:
         self.horizons = check_horizons(horizons)
         self.quantiles = check_quantiles(quantiles)
 
+    def _fitted_rows(self, prices: pd.DataFrame) -> pd.DataFrame:
+        """The price rows ``fit`` learns from (a windowed baseline overrides it)."""
+        return prices
+
     def _positions(self, prices: pd.DataFrame, origins: pd.DatetimeIndex) -> np.ndarray:
         """Rows of ``origins`` in a checked ``prices`` frame."""
         check_price_frame(prices, "prices")
@@ -149,19 +154,16 @@ class RandomWalk(Baseline):
         return cls(horizons, quantiles, window=data["window"])
 
 
-class Drift(RandomWalk):
-    """The random-walk band shifted by the mean training ``h``-day log return.
+class WithDrift:
+    """Mixin before a baseline class: its quantiles shifted by the drift, the mean
+    ``h``-day log return of the rows the baseline was fitted on."""
 
-    The median is that mean; every other quantile is ``mean + z_q * sigma_w(t) * sqrt(h)``.
-    """
-
-    name = "drift"
     drift_: np.ndarray | None = None  # (H,) mean training h-day log return, set by fit
 
     def fit(self, prices: pd.DataFrame) -> Self:
-        """Learn the mean of all overlapping ``h``-day log returns in ``prices``."""
+        """Fit the baseline, then learn the drift on the same rows."""
         super().fit(prices)
-        self.drift_ = mean_training_returns(prices, self.horizons)
+        self.drift_ = mean_training_returns(self._fitted_rows(prices), self.horizons)
         return self
 
     def predict_quantiles(self, prices: pd.DataFrame, origins: pd.DatetimeIndex) -> np.ndarray:
@@ -170,6 +172,7 @@ class Drift(RandomWalk):
         return super().predict_quantiles(prices, origins) + drift[None, :, None]
 
     def to_dict(self) -> dict[str, Any]:
+        """The fitted state, JSON-serialisable (a model card stores it)."""
         drift = require_fitted(self.drift_, self.name)
         return {**super().to_dict(), "drift": drift.tolist()}
 
@@ -177,9 +180,21 @@ class Drift(RandomWalk):
     def from_dict(
         cls, data: dict[str, Any], horizons: Sequence[int], quantiles: Sequence[float]
     ) -> Self:
+        """A fitted forecaster from :meth:`to_dict`'s state."""
         fitted = super().from_dict(data, horizons, quantiles)
         fitted.drift_ = np.asarray(data["drift"], dtype=np.float64)
+        if fitted.drift_.shape != (len(fitted.horizons),):
+            raise ValueError(f"drift {data['drift']} does not match horizons {horizons}")
         return fitted
+
+
+class Drift(WithDrift, RandomWalk):
+    """The random-walk band shifted by the mean training ``h``-day log return.
+
+    The median is that mean; every other quantile is ``mean + z_q * sigma_w(t) * sqrt(h)``.
+    """
+
+    name = "drift"
 
 
 class EmpiricalQuantiles(Baseline):

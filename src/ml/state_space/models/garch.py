@@ -28,7 +28,7 @@ from ml.state_space.models.base import (
     daily_log_returns,
     forward_log_returns,
 )
-from ml.state_space.models.baselines import Baseline, mean_training_returns, require_fitted
+from ml.state_space.models.baselines import Baseline, WithDrift, require_fitted
 
 __all__ = [
     "DriftGarch",
@@ -146,9 +146,7 @@ class Garch(Baseline):
     def fit(self, prices: pd.DataFrame) -> Self:
         """Fit the GARCH parameters on (the last ``window`` returns of) ``prices``."""
         check_price_frame(prices, "prices")
-        returns = SCALE * daily_log_returns(prices)[1:]
-        if self.window is not None:
-            returns = returns[-self.window :]
+        returns = SCALE * daily_log_returns(self._fitted_rows(prices))[1:]
         if len(returns) < MIN_FIT_RETURNS:
             raise ValueError(
                 f"GARCH needs at least {MIN_FIT_RETURNS} daily returns to fit, got "
@@ -173,44 +171,13 @@ class Garch(Baseline):
         scale = np.sqrt(horizon_variance(next_variance[positions], params, self.horizons))
         return (scale / SCALE)[:, :, None] * self._standard_quantiles(params.nu)[None]
 
-    def _standard_quantiles(self, nu: float) -> np.ndarray:
-        """(H, Q) quantiles of the unit-variance shock sum: Student-t at h = 1, else normal."""
-        z = np.tile(norm.ppf(self.quantiles), (len(self.horizons), 1))
-        t_quantiles = student_t.ppf(self.quantiles, nu) * np.sqrt((nu - 2.0) / nu)
-        z[np.asarray(self.horizons) == 1] = t_quantiles
-        return z
-
-
-class DriftGarch(Garch):
-    """The GARCH band around the drift: median = the mean training ``h``-day log return.
-
-    The two baselines that beat the random walk most often over 2008-2022 combined: the
-    drift's median (equity prices rise) and GARCH's band (volatility clusters).
-    """
-
-    name = "drift-garch"
-    drift_: np.ndarray | None = None  # (H,) mean training h-day log return, set by fit
-
-    def fit(self, prices: pd.DataFrame) -> Self:
-        """Fit the GARCH parameters and learn the drift on the same history."""
-        super().fit(prices)
-        self.drift_ = mean_training_returns(self._fitted_rows(prices), self.horizons)
-        return self
-
-    def predict_quantiles(self, prices: pd.DataFrame, origins: pd.DatetimeIndex) -> np.ndarray:
-        """(n_origins, n_horizons, n_quantiles) log-return quantiles."""
-        drift = require_fitted(self.drift_, self.name)
-        return super().predict_quantiles(prices, origins) + drift[None, :, None]
-
     def _fitted_rows(self, prices: pd.DataFrame) -> pd.DataFrame:
-        """The price rows the GARCH parameters were fitted on."""
+        """The price rows the parameters are fitted on (the last ``window`` returns)."""
         return prices if self.window is None else prices.iloc[-self.window - 1 :]
 
     def to_dict(self) -> dict[str, Any]:
         """The fitted state, JSON-serialisable (a model card stores it)."""
-        params = require_fitted(self.params_, self.name)
-        drift = require_fitted(self.drift_, self.name)
-        return {"window": self.window, "params": asdict(params), "drift": drift.tolist()}
+        return {"window": self.window, "params": asdict(require_fitted(self.params_, self.name))}
 
     @classmethod
     def from_dict(
@@ -219,10 +186,24 @@ class DriftGarch(Garch):
         """A fitted forecaster from :meth:`to_dict`'s state."""
         fitted = cls(horizons, quantiles, window=data["window"])
         fitted.params_ = GarchParams(**data["params"])
-        fitted.drift_ = np.asarray(data["drift"], dtype=np.float64)
-        if fitted.drift_.shape != (len(fitted.horizons),):
-            raise ValueError(f"drift {data['drift']} does not match horizons {horizons}")
         return fitted
+
+    def _standard_quantiles(self, nu: float) -> np.ndarray:
+        """(H, Q) quantiles of the unit-variance shock sum: Student-t at h = 1, else normal."""
+        z = np.tile(norm.ppf(self.quantiles), (len(self.horizons), 1))
+        t_quantiles = student_t.ppf(self.quantiles, nu) * np.sqrt((nu - 2.0) / nu)
+        z[np.asarray(self.horizons) == 1] = t_quantiles
+        return z
+
+
+class DriftGarch(WithDrift, Garch):
+    """The GARCH band around the drift: median = the mean training ``h``-day log return.
+
+    The two baselines that beat the random walk most often over 2008-2022 combined: the
+    drift's median (equity prices rise) and GARCH's band (volatility clusters).
+    """
+
+    name = "drift-garch"
 
 
 class DriftGarchFHS(DriftGarch):
