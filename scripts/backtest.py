@@ -4,6 +4,7 @@ Examples:
     python scripts/backtest.py --symbols BUNDLED --years 2018-2022 --offline
     python scripts/backtest.py --symbols AAPL,MSFT --years 2020-2021 --models rw,garch,mamba
     python scripts/backtest.py --symbols BUNDLED --years 2008-2022 --models mamba,rw --seeds 1,2,3
+    python scripts/backtest.py --symbols BUNDLED --years 2018-2022 --models lgbm,rw,drift-garch-fhs
 
 Writes forecasts.parquet, summary.json, report.md and PNG plots under --out; prints the
 summary table. Definitions of every number: docs/EVALUATION.md.
@@ -17,6 +18,7 @@ import json
 import logging
 import shlex
 import sys
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,6 +26,7 @@ from ml.cli.args import positive_int
 from ml.state_space.data.universe import resolve_symbols
 
 if TYPE_CHECKING:
+    from ml.state_space.models.gbm import GBMConfig
     from ml.state_space.training.config import TrainingConfig
 
 # Spawned workers re-import this module as __mp_main__: the library is imported inside
@@ -56,22 +59,24 @@ def parse_setting(text: str) -> tuple[str, object]:
         return key.strip(), raw
 
 
-def training_config(args: argparse.Namespace) -> TrainingConfig:
-    """The default TrainingConfig with the command line's overrides."""
+def model_settings(args: argparse.Namespace) -> tuple[TrainingConfig, GBMConfig]:
+    """The default TrainingConfig and GBMConfig with the command line's overrides."""
+    from ml.state_space.models.gbm import GBMConfig
     from ml.state_space.training.config import TrainingConfig
 
-    config = TrainingConfig().to_dict()
+    training, gbm = TrainingConfig().to_dict(), asdict(GBMConfig())
+    sections = {"": training, "model": training["model"], "gbm": gbm}
     for key, value in args.set:
         section, _, field = key.rpartition(".")
-        target = config["model"] if section == "model" else config
-        if section not in ("", "model") or field not in target:
+        target = sections.get(section, {})
+        if field not in target:
             raise ValueError(f"--set {key}: no such setting")
         target[field] = value
     if args.epochs:
-        config["epochs"] = args.epochs
+        training["epochs"] = args.epochs
     if args.days:
-        config["days"] = args.days
-    return TrainingConfig.from_dict(config)
+        training["days"] = args.days
+    return TrainingConfig.from_dict(training), GBMConfig(**gbm)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -97,8 +102,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=[],
         metavar="KEY=VALUE",
         type=parse_setting,
-        help="override a TrainingConfig field (model.<field> for the network), value as JSON:\n"
-        "--set target_scaling=volatility --set days=null --set model.d_model=32",
+        help="override a TrainingConfig field (model.<field> for the network, gbm.<field> for\n"
+        "LightGBM), value as JSON: --set target_scaling=volatility --set days=null\n"
+        "--set model.d_model=32 --set gbm.num_leaves=31",
     )
     parser.add_argument("--parallel", type=positive_int, default=2, help="worker processes")
     parser.add_argument("--scheduler", help="Dask scheduler address, e.g. tcp://127.0.0.1:8786")
@@ -147,10 +153,12 @@ def main(argv: list[str] | None = None) -> int:
         from ml.state_space.registry import ModelRegistry
     try:
         symbols = resolve_symbols(args.symbols)
+        training, gbm = model_settings(args)
         config = BacktestConfig(
             years=args.years,
             models=tuple(m.strip() for m in args.models.split(",") if m.strip()),
-            training=training_config(args),
+            training=training,
+            gbm=gbm,
             seeds=tuple(int(s) for s in args.seeds.split(",")),
         )
     except ValueError as error:

@@ -140,6 +140,67 @@ def test_a_crash_at_any_write_of_a_save_leaves_the_previous_version_serving(
     assert registry.load_artifacts("AAPL").model_bytes == b"w2"
 
 
+KILLED_SAVE = """
+import os, signal, sys
+from ml.state_space.registry import ModelRegistry
+
+root, moment, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+calls = {"fsync": 0, "replace": 0}
+
+def killing(name, before):
+    real = getattr(os, name)
+    def call(*args):
+        calls[name] += 1
+        if before and calls[name] == n:
+            os.kill(os.getpid(), signal.SIGKILL)
+        result = real(*args)
+        if not before and calls[name] == n:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return result
+    return call
+
+if moment == "temp-written":  # the temporary file is whole, not yet renamed
+    os.fsync = killing("fsync", before=True)
+else:  # "renamed": the n-th file is in place, the next one not started
+    os.replace = killing("replace", before=False)
+ModelRegistry(root).save("AAPL", b"w-new" * 1000, {"version": "20260109T000000Z-new"}, {})
+"""
+
+
+@pytest.mark.parametrize("moment", ["temp-written", "renamed"])
+@pytest.mark.parametrize("write", [1, 2, 3, 4])
+def test_kill_9_at_any_moment_of_a_save_leaves_one_whole_version_serving(
+    tmp_path, moment, write
+):
+    """A real SIGKILL in another process (no exception handler, no clean-up runs) at each
+    of the four writes of a save: weights, metrics, metadata, pointer."""
+    import subprocess
+    import sys
+
+    registry = ModelRegistry(tmp_path)
+    [old] = _save_versions(registry, 1)
+    process = subprocess.run(
+        [sys.executable, "-c", KILLED_SAVE, str(tmp_path), moment, str(write)],
+        capture_output=True,
+        env={**os.environ, "PYTHONPATH": "src"},
+    )
+    assert process.returncode == -9, process.stderr.decode()
+
+    committed = moment == "renamed" and write == 4  # the pointer's rename is the commit
+    current = "20260109T000000Z-new" if committed else old
+    assert registry.current_version("AAPL") == current
+    assert registry.load_artifacts("AAPL").model_bytes == (b"w-new" * 1000 if committed else b"w1")
+    complete_new = committed or (moment == "renamed" and write == 3) or write == 4
+    assert registry.versions("AAPL") == [old, *(["20260109T000000Z-new"] * complete_new)]
+
+    registry.remove_stale_temp_files(older_than_s=-1)  # what the next run does at start
+    assert not list(tmp_path.rglob("*.tmp"))
+    assert all(registry.version_dir("AAPL", v).is_dir() for v in registry.versions("AAPL"))
+    assert len(list((tmp_path / "versions" / "AAPL").iterdir())) == 1 + complete_new
+    registry.save("AAPL", b"w-next", {"version": "20260110T000000Z-v"}, {})
+    assert registry.load_artifacts("AAPL").model_bytes == b"w-next"
+
+
 def test_a_pointer_that_names_nothing_readable_is_a_clear_error(tmp_path):
     registry = ModelRegistry(tmp_path)
     _save(registry)

@@ -8,11 +8,13 @@ import pytest
 
 from ml.state_space.data.sources import load_bundled
 from ml.state_space.evaluation import backtest as bt
-from ml.state_space.evaluation.backtest import BacktestConfig, BacktestTask, backtest, run_task
+from ml.state_space.evaluation.backtest import BacktestConfig, BacktestTask, backtest
 from ml.state_space.evaluation.report import score_backtest, write_backtest
 from ml.state_space.models.baselines import RandomWalk
+from ml.state_space.models.gbm import GBMConfig, GlobalQuantileGBM
 from tests.conftest import tiny_training_config
 
+TINY_GBM = GBMConfig(max_trees=10, min_data_in_leaf=100, validation_rows=200)
 COLUMNS = ["model", "symbol", "fold", "origin_date", "horizon", "q0.1", "q0.5", "q0.9", "actual"]
 
 
@@ -22,7 +24,12 @@ def prices() -> dict[str, pd.DataFrame]:
 
 
 def tiny_backtest_config(**overrides) -> BacktestConfig:
-    settings = {"years": (2020, 2021), "training": tiny_training_config(epochs=1), **overrides}
+    settings = {
+        "years": (2020, 2021),
+        "training": tiny_training_config(epochs=1),
+        "gbm": TINY_GBM,
+        **overrides,
+    }
     return BacktestConfig(**settings)
 
 
@@ -52,7 +59,7 @@ def test_task_fits_only_before_the_embargo_and_scores_realised_returns(prices, m
         lambda model, config, seed: Recording(config.horizons, config.quantiles),
     )
     config = tiny_backtest_config(models=("rw",))
-    rows = run_task(BacktestTask("AAPL", prices["AAPL"], 2021, "rw", 42, config))
+    rows = BacktestTask("AAPL", prices["AAPL"], 2021, "rw", 42, config).run()
 
     assert list(rows.columns) == COLUMNS
     (history,) = fitted
@@ -70,15 +77,15 @@ def test_task_fits_only_before_the_embargo_and_scores_realised_returns(prices, m
 
 def test_origins_without_a_realised_target_are_dropped(prices):
     config = tiny_backtest_config(models=("rw",), years=(2022,))
-    rows = run_task(BacktestTask("KO", prices["KO"], 2022, "rw", 42, config))
+    rows = BacktestTask("KO", prices["KO"], 2022, "rw", 42, config).run()
     last_date = prices["KO"].index[-1]
     h5 = rows[rows["horizon"] == 5]
     assert h5["origin_date"].max() == prices["KO"].index[-6] and rows["actual"].notna().all()
     assert rows[rows["horizon"] == 1]["origin_date"].max() < last_date
 
 
-def test_end_to_end_backtest_with_a_tiny_mamba_and_the_baselines(prices, tmp_path):
-    config = tiny_backtest_config(models=("mamba", "rw", "drift", "empirical", "garch"))
+def test_end_to_end_backtest_with_a_tiny_mamba_lightgbm_and_the_baselines(prices, tmp_path):
+    config = tiny_backtest_config(models=("mamba", "lgbm", "rw", "drift", "empirical", "garch"))
     result = backtest(prices, config, parallel=2)
 
     assert not result.failures, result.failures
@@ -102,6 +109,35 @@ def test_end_to_end_backtest_with_a_tiny_mamba_and_the_baselines(prices, tmp_pat
     assert "| model | h | below q0.1 | below q0.5 | below q0.9 | calibrated |" in calibration
     rw = report.summary[(report.summary["model"] == "rw") & (report.summary["horizon"] == 5)]
     assert f"| rw | 5 | {rw['median_coverage_q0.1'].iloc[0]:.3f} |" in calibration
+
+
+def test_a_global_model_fits_once_per_year_on_every_history_before_the_embargo(prices, monkeypatch):
+    fitted: list[dict[str, pd.DataFrame]] = []
+
+    class Recording(GlobalQuantileGBM):
+        def fit_many(self, histories):
+            fitted.append(histories)
+            return super().fit_many(histories)
+
+    monkeypatch.setattr(
+        bt,
+        "make_forecaster",
+        lambda model, config, seed: Recording(config.horizons, config.quantiles, config.gbm),
+    )
+    ended = {"AAPL": prices["AAPL"], "KO": prices["KO"].loc[:"2020-12-31"]}  # KO has no 2021
+    config = tiny_backtest_config(models=("lgbm", "rw"), years=(2021,))
+    tasks, skipped = bt.plan_tasks(ended, config)
+    (task,) = [t for t in tasks if isinstance(t, bt.GlobalBacktestTask)]
+    rows = task.run()
+
+    (histories,) = fitted
+    assert set(histories) == {"AAPL", "KO"}  # KO still teaches the model
+    first_test = prices["AAPL"].index.get_loc(pd.Timestamp("2021-01-04"))
+    for history in histories.values():
+        last = prices["AAPL"].index.get_loc(history.index[-1])
+        assert first_test - last > config.embargo
+    assert set(rows["symbol"]) == {"AAPL"} and rows["origin_date"].dt.year.eq(2021).all()
+    assert skipped == [s for s in skipped if s.startswith("KO 2021")]
 
 
 def test_years_outside_a_symbols_history_are_skipped_not_failed(prices):

@@ -7,7 +7,7 @@ import json
 import pandas as pd
 import pytest
 
-from scripts.backtest import main, parse_args, training_config
+from scripts.backtest import main, model_settings, parse_args
 
 
 def test_cli_writes_forecasts_summary_report_and_plots(tmp_path, capsys):
@@ -36,7 +36,7 @@ def test_cli_writes_forecasts_summary_report_and_plots(tmp_path, capsys):
     assert "h = 1 trading days" in capsys.readouterr().out
 
 
-def test_settings_override_the_training_config():
+def test_settings_override_the_training_and_lightgbm_configs():
     args = parse_args(
         [
             "--set",
@@ -45,16 +45,22 @@ def test_settings_override_the_training_config():
             "days=null",
             "--set",
             "model.d_model=32",
+            "--set",
+            "gbm.num_leaves=31",
             "--epochs",
             "3",
         ]
     )
-    config = training_config(args)
+    config, gbm = model_settings(args)
     assert config.target_scaling == "volatility" and config.days is None
     assert config.model.d_model == 32 and config.epochs == 3
+    assert gbm.num_leaves == 31
 
 
-@pytest.mark.parametrize("setting", ["nosuch=1", "model.nosuch=1", "target_scaling=log"])
+BAD_SETTINGS = ["nosuch=1", "model.nosuch=1", "gbm.nosuch=1", "gbm.num_leaves=0", "other.days=1"]
+
+
+@pytest.mark.parametrize("setting", [*BAD_SETTINGS, "target_scaling=log"])
 def test_bad_settings_are_usage_errors(setting, capsys):
     assert main(["--set", setting, "--offline", "--models", "rw"]) == 2
     assert "error:" in capsys.readouterr().err

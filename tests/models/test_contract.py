@@ -19,6 +19,7 @@ from ml.state_space.data.sources import load_bundled
 from ml.state_space.models.base import Forecaster
 from ml.state_space.models.baselines import Drift, EmpiricalQuantiles, RandomWalk
 from ml.state_space.models.garch import DriftGarch, DriftGarchFHS, Garch
+from ml.state_space.models.gbm import GBMConfig, GlobalQuantileGBM
 from ml.state_space.models.lstm import LSTMForecaster
 from ml.state_space.models.mamba.forecaster import MambaForecaster
 from tests.conftest import tiny_training_config
@@ -30,6 +31,7 @@ FORECASTERS: list[tuple[str, Callable[[], Forecaster]]] = [
     ("garch", Garch),
     ("drift-garch", DriftGarch),
     ("drift-garch-fhs", DriftGarchFHS),
+    ("lgbm", lambda: GlobalQuantileGBM(config=GBMConfig(max_trees=20, min_data_in_leaf=50))),
     ("mamba", lambda: MambaForecaster(training_config=tiny_training_config(epochs=1))),
     ("lstm", lambda: LSTMForecaster(training_config=tiny_training_config(epochs=1))),
 ]

@@ -188,7 +188,7 @@ def test_predict_serves_the_variant_chosen_per_horizon(aapl, forecaster):
 
 def test_a_refit_learns_every_window_for_the_selected_epochs_and_keeps_the_blend(aapl):
     prices = aapl.loc[:"2019-12-31"]
-    config = tiny_training_config(epochs=3, refit=True, blend=True)
+    config = tiny_training_config(epochs=3, refit=True, blend=False, calibrate=True)
     refitted = MambaForecaster(training_config=config).fit(prices, symbol="AAPL")
     card = refitted.card
     assert card.refit_epochs == (best_epoch(refitted.history) or len(refitted.history))
@@ -204,6 +204,33 @@ def test_a_refit_learns_every_window_for_the_selected_epochs_and_keeps_the_blend
     assert not np.allclose(*models)  # the refit is another network
     again = MambaForecaster(training_config=config).fit(prices, symbol="AAPL")
     np.testing.assert_allclose(again.predict_quantiles(aapl, origins, "model"), models[0])
+
+
+def test_a_network_that_serves_no_horizon_is_not_refitted_but_its_fallback_is(
+    aapl, monkeypatch
+):
+    import ml.state_space.models.neural as neural
+
+    prices = aapl.loc[:"2019-12-31"]
+    fitted = MambaForecaster(training_config=tiny_training_config(refit=False)).fit(
+        prices.iloc[:-250], symbol="AAPL"
+    )
+    gated = QuantileCorrection((0.0, 0.0), ((0.0,) * 3,) * 2)  # the fallback everywhere
+    fitted.correction = gated
+    fitted.card = replace(fitted.card, correction=gated.to_dict())
+    network = fitted.network
+    monkeypatch.setattr(neural, "refit_network", lambda *a, **k: pytest.fail("retrained"))
+
+    fitted.refit(prices)
+    assert fitted.network is network and fitted.card.refit_epochs is None
+    assert fitted.card.data.last_date == "2019-12-31"  # what is served has seen every price
+    served_rows = prices.iloc[-fitted.config.days :]  # the config's training window
+    alone = DriftGarchFHS(fitted.horizons, fitted.quantiles).fit(served_rows)
+    origins = aapl.loc["2020-01-02":"2020-01-31"].index
+    expected = alone.predict_quantiles(aapl, origins)
+    np.testing.assert_allclose(fitted.predict_quantiles(aapl, origins), expected, rtol=1e-9)
+    loaded = NeuralForecaster.from_bytes(fitted.to_bytes(), fitted.card)
+    np.testing.assert_allclose(loaded.predict_quantiles(aapl, origins), expected, rtol=1e-9)
 
 
 def test_the_trainer_serves_a_refit_on_every_price_and_keeps_the_test_scores(aapl, tmp_path):

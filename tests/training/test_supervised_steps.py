@@ -145,7 +145,8 @@ def test_a_fit_releases_its_training_windows_when_it_ends(monkeypatch):
 
     monkeypatch.setattr(loop, "TrainingBatches", Recorded)
     prices = load_bundled("AAPL").iloc[-900:]
-    MambaForecaster(training_config=tiny_training_config(epochs=1, refit=True)).fit(prices)
+    config = tiny_training_config(epochs=1, refit=True, blend=False)  # the network is served
+    MambaForecaster(training_config=config).fit(prices)
     assert len(created) == 2  # the early-stopped fit and the refit
     assert all(
         batches.x.size == batches.y.size == batches._epoch_x.size == 0 for batches in created

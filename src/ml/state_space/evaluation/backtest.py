@@ -9,7 +9,9 @@ trading day of ``Y`` (features as of that day). The result is one long table,
 the same windows. See ``docs/EVALUATION.md``.
 
 One task per (symbol, fold, model, seed) runs in a process pool (or on Dask); a
-baseline task costs milliseconds. Several seeds make a seed ensemble of a neural
+baseline task costs milliseconds. A *global* model (``lgbm``) is one task per (fold,
+seed): it is fitted on every symbol's history before the fold, with one cut-off date
+for all, and forecasts each symbol. Several seeds make a seed ensemble of a neural
 model: its quantiles are averaged.
 """
 
@@ -30,6 +32,7 @@ import pandas as pd
 from ml.state_space.models.base import Forecaster, forward_log_returns
 from ml.state_space.models.baselines import Baseline, Drift, EmpiricalQuantiles, RandomWalk
 from ml.state_space.models.garch import DriftGarch, DriftGarchFHS, Garch
+from ml.state_space.models.gbm import GBMConfig, GlobalQuantileGBM
 from ml.state_space.models.lstm import LSTMForecaster
 from ml.state_space.models.mamba.forecaster import MambaForecaster
 from ml.state_space.training.config import TrainingConfig
@@ -37,8 +40,10 @@ from ml.state_space.training.config import TrainingConfig
 logger = logging.getLogger(__name__)
 
 NEURAL_MODELS = ("mamba", "lstm")
+GLOBAL_MODELS = ("lgbm",)
 BASELINE_MODELS = ("rw", "empirical", "drift", "garch", "drift-garch", "drift-garch-fhs")
-ALL_MODELS = NEURAL_MODELS + BASELINE_MODELS
+ALL_MODELS = NEURAL_MODELS + GLOBAL_MODELS + BASELINE_MODELS
+SEEDED_MODELS = NEURAL_MODELS + GLOBAL_MODELS
 
 
 @dataclass(frozen=True)
@@ -48,6 +53,7 @@ class BacktestConfig:
     years: tuple[int, ...]
     models: tuple[str, ...] = ALL_MODELS
     training: TrainingConfig = field(default_factory=TrainingConfig)
+    gbm: GBMConfig = field(default_factory=GBMConfig)
     seeds: tuple[int, ...] = (42,)
 
     def __post_init__(self) -> None:
@@ -81,6 +87,8 @@ def make_forecaster(model: str, config: BacktestConfig, seed: int) -> Forecaster
     }
     if model in neural:
         return neural[model]()
+    if model == "lgbm":
+        return GlobalQuantileGBM(config.horizons, config.quantiles, config.gbm, seed)
     baseline: dict[str, type[Baseline]] = {
         "rw": RandomWalk,
         "empirical": EmpiricalQuantiles,
@@ -129,24 +137,58 @@ class BacktestTask:
     def key(self) -> str:
         return f"backtest-{self.model}-{self.symbol}-{self.year}-s{self.seed}"
 
+    @property
+    def fold(self) -> Fold:
+        return walk_forward_fold(self.prices.index, self.year, self.config.embargo)
 
-def run_task(task: BacktestTask) -> pd.DataFrame:
-    """Fit on the fold's history and forecast its origins: the long forecast rows."""
-    fold = walk_forward_fold(task.prices.index, task.year, task.config.embargo)
-    forecaster = make_forecaster(task.model, task.config, task.seed)
-    history = task.prices.iloc[: fold.fit_end]
-    if task.model in NEURAL_MODELS:
-        forecaster.fit(history, symbol=task.symbol)
-    else:
-        forecaster.fit(history)
-    quantiles = forecaster.predict_quantiles(task.prices, fold.origins)
-    return forecast_rows(task, fold, quantiles)
+    def run(self) -> pd.DataFrame:
+        """Fit on the fold's history and forecast its origins: the long forecast rows."""
+        fold = self.fold
+        forecaster = make_forecaster(self.model, self.config, self.seed)
+        history = self.prices.iloc[: fold.fit_end]
+        if self.model in NEURAL_MODELS:
+            forecaster.fit(history, symbol=self.symbol)
+        else:
+            forecaster.fit(history)
+        return forecast_rows(self, fold, forecaster.predict_quantiles(self.prices, fold.origins))
 
 
-def timed_run_task(task: BacktestTask) -> tuple[pd.DataFrame, float]:
-    """``run_task`` and its own duration, measured in the worker (no queueing time)."""
+@dataclass
+class GlobalBacktestTask:
+    """One global model fitted on every symbol's history before a year; it forecasts
+    each member (the symbols that have prices in that year)."""
+
+    members: list[BacktestTask]
+    histories: dict[str, pd.DataFrame]
+
+    @property
+    def key(self) -> str:
+        first = self.members[0]
+        return f"backtest-{first.model}-all-{first.year}-s{first.seed}"
+
+    def run(self) -> pd.DataFrame:
+        """Fit on all histories before one cut-off date (the earliest of the members'
+        fold ends, so no member's test year is seen), then forecast every member."""
+        first = self.members[0]
+        folds = [member.fold for member in self.members]
+        cutoff = min(m.prices.index[f.fit_end] for m, f in zip(self.members, folds, strict=True))
+        histories = {s: h[h.index < cutoff] for s, h in self.histories.items()}
+        forecaster = make_forecaster(first.model, first.config, first.seed)
+        forecaster.fit_many({s: h for s, h in histories.items() if len(h)})
+        rows = [
+            forecast_rows(m, f, forecaster.predict_quantiles(m.prices, f.origins))
+            for m, f in zip(self.members, folds, strict=True)
+        ]
+        return pd.concat(rows, ignore_index=True)
+
+
+Task = BacktestTask | GlobalBacktestTask
+
+
+def timed_run_task(task: Task) -> tuple[pd.DataFrame, float]:
+    """``task.run()`` and its own duration, measured in the worker (no queueing time)."""
     started = time.perf_counter()
-    return run_task(task), time.perf_counter() - started
+    return task.run(), time.perf_counter() - started
 
 
 def forecast_rows(task: BacktestTask, fold: Fold, quantiles: np.ndarray) -> pd.DataFrame:
@@ -198,24 +240,40 @@ TaskCallback = Callable[[TaskOutcome], None]
 
 def plan_tasks(
     prices_by_symbol: dict[str, pd.DataFrame], config: BacktestConfig
-) -> tuple[list[BacktestTask], list[str]]:
-    """Every (symbol, year, model, seed) task, the slow neural fits first (no lone
-    straggler at the end); baselines are deterministic and need one seed. Returns the
-    tasks and the (symbol, year) pairs skipped because the history has no such year."""
-    tasks, skipped = [], []
-    for symbol, prices in prices_by_symbol.items():
-        years = set(prices.index.year)
-        for year in config.years:
-            if year not in years:
+) -> tuple[list[Task], list[str]]:
+    """Every (symbol, year, model, seed) task, one task per (year, seed) for a global
+    model; the slow fits first (no lone straggler at the end); baselines are
+    deterministic and need one seed. Returns the tasks and the (symbol, year) pairs
+    skipped because the history has no such year."""
+    tasks: list[Task] = []
+    skipped = []
+    for year in config.years:
+        members: dict[tuple[str, int], list[BacktestTask]] = {}
+        for symbol, prices in prices_by_symbol.items():
+            if year not in set(prices.index.year):
                 skipped.append(
                     f"{symbol} {year}: no prices that year "
                     f"(history {prices.index[0].date()}..{prices.index[-1].date()})"
                 )
                 continue
             for model in config.models:
-                seeds = config.seeds if model in NEURAL_MODELS else config.seeds[:1]
-                tasks.extend(BacktestTask(symbol, prices, year, model, s, config) for s in seeds)
-    return sorted(tasks, key=lambda t: t.model not in NEURAL_MODELS), skipped
+                seeds = config.seeds if model in SEEDED_MODELS else config.seeds[:1]
+                for seed in seeds:
+                    task = BacktestTask(symbol, prices, year, model, seed, config)
+                    members.setdefault((model, seed), []).append(task)
+        for (model, _), group in members.items():
+            if model in GLOBAL_MODELS:
+                tasks.append(GlobalBacktestTask(group, prices_by_symbol))
+            else:
+                tasks.extend(group)
+    return sorted(tasks, key=_cost_rank), skipped
+
+
+def _cost_rank(task: Task) -> int:
+    """Global fits first, then neural ones, then the baselines that take milliseconds."""
+    if isinstance(task, GlobalBacktestTask):
+        return 0
+    return 1 if task.model in NEURAL_MODELS else 2
 
 
 async def run_backtest(
@@ -235,7 +293,7 @@ async def run_backtest(
     outcomes: list[TaskOutcome] = []
 
     def record(
-        task: BacktestTask, result: tuple[pd.DataFrame, float] | BaseException, seconds: float
+        task: Task, result: tuple[pd.DataFrame, float] | BaseException, seconds: float
     ) -> None:
         if isinstance(result, BaseException):
             outcome = TaskOutcome(task.key, seconds, f"{type(result).__name__}: {result}")
@@ -260,9 +318,9 @@ async def run_backtest(
 
 
 async def _run_locally(
-    tasks: Sequence[BacktestTask],
+    tasks: Sequence[Task],
     parallel: int,
-    record: Callable[[BacktestTask, Any, float], None],
+    record: Callable[[Task, Any, float], None],
 ) -> None:
     from ml.state_space.orchestration.run import local_workers, worker_threads
     from ml.state_space.orchestration.worker import init_worker
@@ -275,7 +333,7 @@ async def _run_locally(
         workers, mp_context=context, initializer=init_worker, initargs=init_args
     ) as pool:
 
-        async def one(task: BacktestTask) -> None:
+        async def one(task: Task) -> None:
             started = time.perf_counter()
             try:
                 result = await loop.run_in_executor(pool, timed_run_task, task)

@@ -215,6 +215,11 @@ class NeuralForecaster:
         validation block is learnt too; the trainer calls it on a longer history, so the
         served model has seen every price. The features keep their definition and the
         corrections fitted on validation are kept; the card records the refit.
+
+        Where the validation gate serves the fallback at every horizon
+        (:attr:`network_served` is False), retraining the network would change no served
+        forecast: only the fallback is refitted on all of ``prices`` (``refit_epochs``
+        stays None, and the card's data window covers ``prices``).
         """
         card = self._fitted_card()
         if not self.history:
@@ -222,6 +227,12 @@ class NeuralForecaster:
         config = self.config
         if config.days is not None:
             prices = prices.iloc[-config.days :]
+        if not self.network_served:
+            logger.info(
+                "%s: the network serves no horizon; refitting its fallback only", card.symbol
+            )
+            self.card = replace(self._with_fallback(card, prices), data=data_window(prices))
+            return self
         quality = validate_price_data(prices, card.symbol, min_rows=config.min_history(0.0))
         features = self.engineer.transform(prices)[card.features.names]
         epochs = best_epoch(self.history) or len(self.history)
@@ -300,6 +311,11 @@ class NeuralForecaster:
         if self.fallback is None:
             raise NotFittedError(f"{type(self).__name__} is not fitted: call fit() or load()")
         return self.fallback.name
+
+    @property
+    def network_served(self) -> bool:
+        """Whether the network has a share in the served forecast of any horizon."""
+        return self.correction is None or max(self.correction.blend_weight) > 0
 
     def model_weights(self) -> dict[int, float]:
         """The network's share per horizon after the validation blend ({} without one)."""

@@ -83,11 +83,13 @@ def init_helper_process() -> None:
 
 
 def init_worker(threads: int, progress_queue: Any) -> None:
-    """Runs once in each spawned worker: cap TensorFlow's threads, remember the queue."""
+    """Runs once in each spawned worker: cap TensorFlow's (and OpenMP's) threads, remember
+    the queue."""
     global _progress_queue
     init_helper_process()
     _progress_queue = progress_queue
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # no INFO lines from TensorFlow's C++
+    os.environ.setdefault("OMP_NUM_THREADS", str(threads))  # LightGBM's share of the cores
     with native_stderr_silenced():
         import tensorflow as tf
 

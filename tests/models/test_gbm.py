@@ -1,0 +1,85 @@
+"""The global LightGBM quantile peer: what it learns, how it scales, where it stops.
+
+The contract (shape, causality, non-crossing) is checked in ``test_contract.py``; here,
+synthetic series with a known structure check that the model learns it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import spearmanr
+
+from ml.state_space.models.base import forward_log_returns
+from ml.state_space.models.gbm import EMBARGO, TRAIN, VALIDATE, GBMConfig, GlobalQuantileGBM
+
+SMALL = GBMConfig(max_trees=60, min_data_in_leaf=100, validation_rows=300, learning_rate=0.1)
+
+
+def series(returns: np.ndarray, start: str = "2000-01-03") -> pd.DataFrame:
+    index = pd.bdate_range(start, periods=len(returns) + 1)
+    close = 100 * np.exp(np.concatenate([[0.0], np.cumsum(returns)]))
+    return pd.DataFrame({"close": close}, index=index)
+
+
+def mean_reverting(seed: int, n: int = 3000, phi: float = -0.4) -> pd.DataFrame:
+    noise = np.random.default_rng(seed).normal(0, 0.01, n)
+    returns = np.zeros(n)
+    for t in range(1, n):
+        returns[t] = phi * returns[t - 1] + noise[t]
+    return series(returns)
+
+
+def test_the_global_model_learns_a_pattern_shared_by_its_series():
+    histories = {f"S{i}": mean_reverting(i) for i in range(3)}
+    fitted = {s: h.iloc[:2500] for s, h in histories.items()}
+    model = GlobalQuantileGBM(horizons=(1, 5), config=SMALL).fit_many(fitted)
+
+    test = histories["S0"]
+    origins = test.index[2510:2990]
+    median = model.predict_quantiles(test, origins)[:, 0, 1]
+    actual = forward_log_returns(test, 1)[test.index.get_indexer(origins)]
+    assert spearmanr(median, actual).statistic > 0.2  # tomorrow undoes part of today
+
+
+def test_bands_scale_with_the_volatility_known_at_the_origin():
+    rng = np.random.default_rng(0)
+    regime = np.repeat(np.tile([0.005, 0.02], 8), 250)  # calm and rough years in turn
+    prices = series(rng.normal(0, 1, len(regime)) * regime)
+    model = GlobalQuantileGBM(horizons=(1,), config=SMALL).fit(prices.iloc[:3500])
+
+    origins = prices.index[3520:]
+    quantiles = model.predict_quantiles(prices, origins)[:, 0]
+    width = quantiles[:, 2] - quantiles[:, 0]
+    vol = regime[3519 : 3519 + len(origins)]
+    calm, rough = width[vol == 0.005][100:], width[vol == 0.02][100:]  # after 60-day lag
+    assert np.median(rough) > 2.5 * np.median(calm)
+
+
+def test_early_stopping_validates_on_each_series_latest_rows_after_an_embargo():
+    histories = {"A": mean_reverting(0, 1200), "B": mean_reverting(1, 900)}
+    model = GlobalQuantileGBM(horizons=(5,), config=SMALL)
+    designs = {s: model._design(h) for s, h in histories.items()}
+
+    rows = model._rows(histories, designs, horizon=5)
+    sizes = [len(d.positions) - 5 for d in designs.values()]  # rows with a known 5-day target
+    roles = np.split(rows.role, np.cumsum(sizes)[:-1])
+    for role in roles:
+        assert (role[-SMALL.validation_rows :] == VALIDATE).all()
+        assert (role[-SMALL.validation_rows - 5 : -SMALL.validation_rows] == EMBARGO).all()
+        assert (role[: -SMALL.validation_rows - 5] == TRAIN).all()
+    assert np.isfinite(rows.targets).all() and len(rows.inputs) == sum(sizes)
+
+
+def test_origins_before_the_feature_warm_up_are_rejected():
+    prices = mean_reverting(0, 1000)
+    model = GlobalQuantileGBM(horizons=(1,), config=SMALL).fit(prices)
+    with pytest.raises(ValueError, match="rows of history the features need"):
+        model.predict_quantiles(prices, prices.index[[400, 600]])
+
+
+def test_an_unfitted_model_says_so():
+    prices = mean_reverting(0, 400)
+    with pytest.raises(RuntimeError, match="not fitted"):
+        GlobalQuantileGBM().predict_quantiles(prices, prices.index[-5:])
