@@ -331,9 +331,7 @@ class ModelRegistry:
         if sha256_hex(model_bytes) != metadata.get("weights_sha256"):
             raise ArtifactMismatchError(
                 f"The weights of {symbol} version {version} do not match its metadata (the "
-                f"file was changed after it was saved). Roll back: python scripts/"
-                f"model_versions.py rollback {symbol}, or retrain: python scripts/"
-                f"train_mamba_models.py --symbols {symbol}"
+                f"file was changed after it was saved). {self._remedy(symbol)}"
             )
         return ModelArtifacts(validate_symbol(symbol), model_bytes, metadata, fingerprint)
 
@@ -351,9 +349,15 @@ class ModelRegistry:
     def corrupt(self, symbol: str, path: Path, error: BaseException) -> CorruptArtifactError:
         """The error for an unreadable model file of ``symbol``."""
         return CorruptArtifactError(
-            f"{symbol}: {path} cannot be read ({type(error).__name__}: {error}). Roll back "
-            f"to the previous version: python scripts/model_versions.py --models-dir "
-            f"{self.root} rollback {symbol}, or retrain it: python scripts/"
+            f"{symbol}: {path} cannot be read ({type(error).__name__}: {error}). "
+            f"{self._remedy(symbol)}"
+        )
+
+    def _remedy(self, symbol: str) -> str:
+        """How to get a loadable model of ``symbol`` back."""
+        return (
+            f"Roll back to the previous version: python scripts/model_versions.py "
+            f"--models-dir {self.root} rollback {symbol}, or retrain it: python scripts/"
             f"train_mamba_models.py --symbols {symbol} --models-dir {self.root}"
         )
 
