@@ -106,6 +106,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "LightGBM), value as JSON: --set target_scaling=volatility --set days=null\n"
         "--set model.d_model=32 --set gbm.num_leaves=31",
     )
+    parser.add_argument(
+        "--warm-start",
+        action="store_true",
+        help="fit each neural fold from the previous fold's weights (a symbol's folds run\n"
+        "in year order in one task)",
+    )
     parser.add_argument("--parallel", type=positive_int, default=2, help="worker processes")
     parser.add_argument("--scheduler", help="Dask scheduler address, e.g. tcp://127.0.0.1:8786")
     parser.add_argument("--offline", action="store_true", default=None, help="bundled data only")
@@ -160,6 +166,7 @@ def main(argv: list[str] | None = None) -> int:
             training=training,
             gbm=gbm,
             seeds=tuple(int(s) for s in args.seeds.split(",")),
+            warm_start=args.warm_start,
         )
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -169,9 +169,7 @@ ModelRegistry(root).save("AAPL", b"w-new" * 1000, {"version": "20260109T000000Z-
 
 @pytest.mark.parametrize("moment", ["temp-written", "renamed"])
 @pytest.mark.parametrize("write", [1, 2, 3, 4])
-def test_kill_9_at_any_moment_of_a_save_leaves_one_whole_version_serving(
-    tmp_path, moment, write
-):
+def test_kill_9_at_any_moment_of_a_save_leaves_one_whole_version_serving(tmp_path, moment, write):
     """A real SIGKILL in another process (no exception handler, no clean-up runs) at each
     of the four writes of a save: weights, metrics, metadata, pointer."""
     import subprocess

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -138,6 +140,31 @@ def test_a_global_model_fits_once_per_year_on_every_history_before_the_embargo(p
         assert first_test - last > config.embargo
     assert set(rows["symbol"]) == {"AAPL"} and rows["origin_date"].dt.year.eq(2021).all()
     assert skipped == [s for s in skipped if s.startswith("KO 2021")]
+
+
+def test_warm_started_folds_run_in_year_order_each_from_the_previous_fit(prices, monkeypatch):
+    starts: list[tuple[int, int | None]] = []
+
+    class Recording(RandomWalk):
+        def fit(self, history, symbol=None, warm_start=None):
+            self.year = history.index[-1].year + 1
+            starts.append((self.year, getattr(warm_start, "year", None)))
+            return super().fit(history)
+
+    monkeypatch.setattr(bt, "NEURAL_MODELS", ("rw",))
+    monkeypatch.setattr(
+        bt, "make_forecaster", lambda model, config, seed: Recording(config.horizons)
+    )
+    config = tiny_backtest_config(models=("rw",), years=(2019, 2020, 2021), warm_start=True)
+    tasks, _ = bt.plan_tasks({"AAPL": prices["AAPL"]}, config)
+    (task,) = tasks
+    assert isinstance(task, bt.WarmStartTask) and task.key == "backtest-rw-AAPL-2019-2021-warm-s42"
+
+    rows = task.run()
+    assert starts == [(2019, None), (2020, 2019), (2021, 2020)]
+    assert sorted(set(rows["fold"])) == [2019, 2020, 2021]
+    cold = bt.plan_tasks({"AAPL": prices["AAPL"]}, replace(config, warm_start=False))[0]
+    assert len(cold) == 3 and all(isinstance(t, BacktestTask) for t in cold)
 
 
 def test_years_outside_a_symbols_history_are_skipped_not_failed(prices):

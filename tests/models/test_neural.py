@@ -206,9 +206,7 @@ def test_a_refit_learns_every_window_for_the_selected_epochs_and_keeps_the_blend
     np.testing.assert_allclose(again.predict_quantiles(aapl, origins, "model"), models[0])
 
 
-def test_a_network_that_serves_no_horizon_is_not_refitted_but_its_fallback_is(
-    aapl, monkeypatch
-):
+def test_a_network_that_serves_no_horizon_is_not_refitted_but_its_fallback_is(aapl, monkeypatch):
     import ml.state_space.models.neural as neural
 
     prices = aapl.loc[:"2019-12-31"]
@@ -231,6 +229,33 @@ def test_a_network_that_serves_no_horizon_is_not_refitted_but_its_fallback_is(
     np.testing.assert_allclose(fitted.predict_quantiles(aapl, origins), expected, rtol=1e-9)
     loaded = NeuralForecaster.from_bytes(fitted.to_bytes(), fitted.card)
     np.testing.assert_allclose(loaded.predict_quantiles(aapl, origins), expected, rtol=1e-9)
+
+
+def test_a_warm_start_begins_from_the_earlier_fits_weights(aapl, monkeypatch):
+    import ml.state_space.models.neural as neural
+
+    config = tiny_training_config(epochs=1, refit=False)
+    earlier = MambaForecaster(training_config=config).fit(aapl.loc[:"2018-12-31"])
+    started_from = []
+    real_fit = neural.fit_network
+
+    def recording(trainer, *args, **kwargs):
+        started_from.append([w.copy() for w in trainer.get_weights()])
+        return real_fit(trainer, *args, **kwargs)
+
+    monkeypatch.setattr(neural, "fit_network", recording)
+    later = MambaForecaster(training_config=config)
+    later.fit(aapl.loc[:"2019-12-31"], warm_start=earlier)
+    cold = MambaForecaster(training_config=config).fit(aapl.loc[:"2019-12-31"])
+
+    warm_start, cold_start = started_from
+    for start, fitted in zip(warm_start, earlier.network.get_weights(), strict=True):
+        np.testing.assert_array_equal(start, fitted)
+    assert any(not np.array_equal(w, c) for w, c in zip(warm_start, cold_start, strict=True))
+    assert later.card.features.names == cold.card.features.names
+    other = MambaForecaster(training_config=replace(config, model=replace(config.model, d_model=8)))
+    with pytest.raises(ValueError, match="cannot warm-start"):
+        other.fit(aapl.loc[:"2019-12-31"], warm_start=earlier)
 
 
 def test_the_trainer_serves_a_refit_on_every_price_and_keeps_the_test_scores(aapl, tmp_path):

@@ -11,8 +11,10 @@ the same windows. See ``docs/EVALUATION.md``.
 One task per (symbol, fold, model, seed) runs in a process pool (or on Dask); a
 baseline task costs milliseconds. A *global* model (``lgbm``) is one task per (fold,
 seed): it is fitted on every symbol's history before the fold, with one cut-off date
-for all, and forecasts each symbol. Several seeds make a seed ensemble of a neural
-model: its quantiles are averaged.
+for all, and forecasts each symbol. With ``warm_start`` a neural model's folds of one
+symbol run in year order in one task, each fit starting from the previous fold's
+weights. Several seeds make a seed ensemble of a neural model: its quantiles are
+averaged.
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ class BacktestConfig:
     training: TrainingConfig = field(default_factory=TrainingConfig)
     gbm: GBMConfig = field(default_factory=GBMConfig)
     seeds: tuple[int, ...] = (42,)
+    warm_start: bool = False  # neural folds start from the previous fold's weights
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.models) - set(ALL_MODELS))
@@ -141,16 +144,45 @@ class BacktestTask:
     def fold(self) -> Fold:
         return walk_forward_fold(self.prices.index, self.year, self.config.embargo)
 
-    def run(self) -> pd.DataFrame:
-        """Fit on the fold's history and forecast its origins: the long forecast rows."""
+    def fitted(self, warm_start: Forecaster | None = None) -> tuple[Forecaster, Fold]:
+        """The model fitted on the fold's history (a neural one starting from the weights
+        of ``warm_start``, if given), and the fold."""
         fold = self.fold
         forecaster = make_forecaster(self.model, self.config, self.seed)
         history = self.prices.iloc[: fold.fit_end]
         if self.model in NEURAL_MODELS:
-            forecaster.fit(history, symbol=self.symbol)
+            forecaster.fit(history, symbol=self.symbol, warm_start=warm_start)
         else:
             forecaster.fit(history)
+        return forecaster, fold
+
+    def rows(self, forecaster: Forecaster, fold: Fold) -> pd.DataFrame:
+        """The fitted model's forecasts from the fold's origins: the long forecast rows."""
         return forecast_rows(self, fold, forecaster.predict_quantiles(self.prices, fold.origins))
+
+    def run(self) -> pd.DataFrame:
+        """Fit on the fold's history and forecast its origins."""
+        return self.rows(*self.fitted())
+
+
+@dataclass
+class WarmStartTask:
+    """One neural model's folds of one symbol, in year order: each fit starts from the
+    weights of the previous fold's (which never saw a later year)."""
+
+    folds: list[BacktestTask]
+
+    @property
+    def key(self) -> str:
+        first, last = self.folds[0], self.folds[-1]
+        return f"backtest-{first.model}-{first.symbol}-{first.year}-{last.year}-warm-s{first.seed}"
+
+    def run(self) -> pd.DataFrame:
+        rows, previous = [], None
+        for task in sorted(self.folds, key=lambda t: t.year):
+            previous, fold = task.fitted(warm_start=previous)
+            rows.append(task.rows(previous, fold))
+        return pd.concat(rows, ignore_index=True)
 
 
 @dataclass
@@ -175,14 +207,11 @@ class GlobalBacktestTask:
         histories = {s: h[h.index < cutoff] for s, h in self.histories.items()}
         forecaster = make_forecaster(first.model, first.config, first.seed)
         forecaster.fit_many({s: h for s, h in histories.items() if len(h)})
-        rows = [
-            forecast_rows(m, f, forecaster.predict_quantiles(m.prices, f.origins))
-            for m, f in zip(self.members, folds, strict=True)
-        ]
+        rows = [m.rows(forecaster, f) for m, f in zip(self.members, folds, strict=True)]
         return pd.concat(rows, ignore_index=True)
 
 
-Task = BacktestTask | GlobalBacktestTask
+Task = BacktestTask | GlobalBacktestTask | WarmStartTask
 
 
 def timed_run_task(task: Task) -> tuple[pd.DataFrame, float]:
@@ -241,16 +270,16 @@ TaskCallback = Callable[[TaskOutcome], None]
 def plan_tasks(
     prices_by_symbol: dict[str, pd.DataFrame], config: BacktestConfig
 ) -> tuple[list[Task], list[str]]:
-    """Every (symbol, year, model, seed) task, one task per (year, seed) for a global
-    model; the slow fits first (no lone straggler at the end); baselines are
+    """Every (symbol, year, model, seed) fit as a task, grouped where fits depend on each
+    other: a global model's symbols per (year, seed), warm-started folds per (symbol,
+    seed). The slow tasks come first (no lone straggler at the end); baselines are
     deterministic and need one seed. Returns the tasks and the (symbol, year) pairs
     skipped because the history has no such year."""
-    tasks: list[Task] = []
-    skipped = []
-    for year in config.years:
-        members: dict[tuple[str, int], list[BacktestTask]] = {}
-        for symbol, prices in prices_by_symbol.items():
-            if year not in set(prices.index.year):
+    fits, skipped = [], []
+    for symbol, prices in prices_by_symbol.items():
+        years = set(prices.index.year)
+        for year in config.years:
+            if year not in years:
                 skipped.append(
                     f"{symbol} {year}: no prices that year "
                     f"(history {prices.index[0].date()}..{prices.index[-1].date()})"
@@ -258,20 +287,28 @@ def plan_tasks(
                 continue
             for model in config.models:
                 seeds = config.seeds if model in SEEDED_MODELS else config.seeds[:1]
-                for seed in seeds:
-                    task = BacktestTask(symbol, prices, year, model, seed, config)
-                    members.setdefault((model, seed), []).append(task)
-        for (model, _), group in members.items():
-            if model in GLOBAL_MODELS:
-                tasks.append(GlobalBacktestTask(group, prices_by_symbol))
-            else:
-                tasks.extend(group)
+                fits.extend(BacktestTask(symbol, prices, year, model, s, config) for s in seeds)
+    tasks: list[Task] = []
+    groups: dict[tuple[Any, ...], list[BacktestTask]] = {}
+    for fit in fits:
+        if fit.model in GLOBAL_MODELS:
+            groups.setdefault(("global", fit.model, fit.seed, fit.year), []).append(fit)
+        elif fit.model in NEURAL_MODELS and config.warm_start:
+            groups.setdefault(("warm", fit.model, fit.seed, fit.symbol), []).append(fit)
+        else:
+            tasks.append(fit)
+    for (kind, *_), group in groups.items():
+        if kind == "global":
+            tasks.append(GlobalBacktestTask(group, prices_by_symbol))
+        else:
+            tasks.append(WarmStartTask(group))
     return sorted(tasks, key=_cost_rank), skipped
 
 
 def _cost_rank(task: Task) -> int:
-    """Global fits first, then neural ones, then the baselines that take milliseconds."""
-    if isinstance(task, GlobalBacktestTask):
+    """Global and warm-started fits first, then single neural fits, then the baselines
+    that take milliseconds."""
+    if not isinstance(task, BacktestTask):
         return 0
     return 1 if task.model in NEURAL_MODELS else 2
 

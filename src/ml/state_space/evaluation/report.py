@@ -75,6 +75,7 @@ def write_backtest(
                 "years": list(config.years),
                 "models": list(config.models),
                 "seeds": list(config.seeds),
+                "warm_start": config.warm_start,
                 "training": config.training.to_dict(),
                 "tasks": len(result.outcomes),
                 "failures": [vars(f) for f in result.failures],
@@ -217,6 +218,7 @@ def published_figures(
         "baseline": BASELINE,
         "years": [config.years[0], config.years[-1]],
         "seeds": list(config.seeds),
+        "warm_start": config.warm_start,
         "training": config.training.to_dict(),  # the served model must match it
         "command": facts.get("command"),
         "symbols": symbols,

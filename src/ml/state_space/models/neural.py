@@ -20,7 +20,7 @@ import platform
 import tempfile
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -114,6 +114,7 @@ class NeuralForecaster:
         self.target_scale: np.ndarray | None = None
         self.correction: QuantileCorrection | None = None
         self.fallback: Fallback | None = None
+        self._initial_weights: list[np.ndarray] | None = None  # a warm start's, if any
         self._infer: Any = None  # the architecture's shared inference function
         self._weights: tuple[list, list] = ([], [])  # this network's arguments to it
 
@@ -156,6 +157,7 @@ class NeuralForecaster:
         work_dir: str | Path | None = None,
         on_epoch: EpochCallback | None = None,
         refit: bool | None = None,
+        warm_start: NeuralForecaster | None = None,
     ) -> Self:
         """Fit on every row of ``prices`` (the last ``config.days`` of them, if set).
 
@@ -163,7 +165,9 @@ class NeuralForecaster:
         is the validation block for early stopping, learning-rate decay and the blend;
         then, if ``refit`` (default ``config.refit``), :meth:`refit` on all of ``prices``.
         ``work_dir`` keeps checkpoints and resume state (a temporary directory when
-        omitted). Raises ``DataQualityError`` for unusable prices.
+        omitted). ``warm_start``, a fitted forecaster of the same architecture and
+        features (an earlier fold's), gives the initial weights of the fit and the refit
+        instead of the seeded ones. Raises ``DataQualityError`` for unusable prices.
         """
         started = time.perf_counter()
         config = self.config
@@ -180,6 +184,9 @@ class NeuralForecaster:
         if config.target_scaling == "volatility":
             split = _volatility_scaled(split, prices, self.horizons)
         network = self.build_network(features.shape[1])  # seeded initial state
+        self._initial_weights = self._warm_weights(warm_start, features.columns)
+        if self._initial_weights is not None:
+            network.set_weights(self._initial_weights)
         trainer = self._trainer(network, features.shape[1])
         if work_dir is None:
             with tempfile.TemporaryDirectory(prefix=f"fit-{symbol}-") as scratch:
@@ -242,6 +249,8 @@ class NeuralForecaster:
             split = _volatility_scaled(split, prices, self.horizons)
         keras.utils.set_random_seed(config.seed)
         network = self.build_network(features.shape[1])
+        if self._initial_weights is not None:
+            network.set_weights(self._initial_weights)
         trainer = self._trainer(network, features.shape[1])
         refit_network(trainer, split.train, split.target_scale, config, rates, card.symbol)
         copy_variables(trainer, network)
@@ -453,6 +462,24 @@ class NeuralForecaster:
         jit = self.xla and self.config.model.jit_compile
         self._infer = INFERENCE.function_for(key, network, jit)
         self._weights = weights_of(network)
+
+    def _warm_weights(
+        self, warm_start: NeuralForecaster | None, feature_names: Sequence[str]
+    ) -> list[np.ndarray] | None:
+        """The weights of ``warm_start`` to start a fit from; ValueError if its network
+        or its inputs differ from this forecaster's."""
+        if warm_start is None:
+            return None
+        card = warm_start._fitted_card()
+        same_network = (
+            warm_start.family == self.family and warm_start.config.model == self.config.model
+        )
+        if not same_network or card.features.names != list(feature_names):
+            raise ValueError(
+                f"cannot warm-start a {self.family} fit from {warm_start!r}: its network or "
+                "its features differ; warm-start only from a fit of the same configuration"
+            )
+        return warm_start.network.get_weights()
 
     def _new_fallback(self) -> Fallback:
         return FALLBACKS[self.config.fallback](self.horizons, self.quantiles)
