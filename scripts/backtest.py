@@ -91,7 +91,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="test years: FIRST-LAST or a comma list; one fold per calendar year",
     )
     parser.add_argument(
-        "--models", default="mamba,lstm,rw,empirical,drift,garch,drift-garch-fhs", help="comma list"
+        "--models",
+        default="mamba,lstm,lgbm,rw,empirical,drift,garch,drift-garch-fhs",
+        help="comma list",
     )
     parser.add_argument("--seeds", default="42", help="neural seeds; several = seed ensemble")
     parser.add_argument("--epochs", type=positive_int, help="max epochs of the neural models")

@@ -6,12 +6,15 @@ synthetic series with a known structure check that the model learns it.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
 from scipy.stats import spearmanr
 
 from ml.state_space.models.base import forward_log_returns
+from ml.state_space.models.garch import DriftGarchFHS
 from ml.state_space.models.gbm import EMBARGO, TRAIN, VALIDATE, GBMConfig, GlobalQuantileGBM
 
 SMALL = GBMConfig(max_trees=60, min_data_in_leaf=100, validation_rows=300, learning_rate=0.1)
@@ -83,3 +86,30 @@ def test_an_unfitted_model_says_so():
     prices = mean_reverting(0, 400)
     with pytest.raises(RuntimeError, match="not fitted"):
         GlobalQuantileGBM().predict_quantiles(prices, prices.index[-5:])
+
+
+GATED = replace(SMALL, gate=True)
+
+
+def iid(seed: int, n: int = 3000) -> pd.DataFrame:
+    return series(np.random.default_rng(seed).normal(0.0003, 0.01, n))
+
+
+def test_the_gate_serves_the_model_where_validation_shows_skill_and_the_fallback_elsewhere():
+    histories = {"MR0": mean_reverting(0), "MR1": mean_reverting(1), "NOISE": iid(2)}
+    model = GlobalQuantileGBM(horizons=(1, 5), config=GATED).fit_many(histories)
+
+    assert model.gates_["MR0"].weights[0] > 0.5  # h1: tomorrow undoes part of today
+    assert model.gates_["NOISE"].weights.tolist() == [0.0, 0.0]
+    noise = histories["NOISE"]
+    origins = noise.index[-400:-10]
+    served = model.for_series("NOISE").predict_quantiles(noise, origins)
+    fallback = DriftGarchFHS((1, 5), model.quantiles).fit(noise)
+    np.testing.assert_allclose(served, fallback.predict_quantiles(noise, origins), rtol=1e-9)
+    mr = histories["MR0"]
+    gated = model.for_series("MR0").predict_quantiles(mr, mr.index[-400:-10])
+    assert not np.allclose(gated[:, 0], fallback.predict_quantiles(mr, mr.index[-400:-10])[:, 0])
+    assert (np.diff(gated, axis=-1) >= 0).all()
+    with pytest.raises(ValueError, match="not among the series"):
+        model.for_series("OTHER")
+    assert GlobalQuantileGBM(config=SMALL).for_series("ANY").name == "lgbm"  # ungated: itself

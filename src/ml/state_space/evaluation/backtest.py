@@ -207,7 +207,10 @@ class GlobalBacktestTask:
         histories = {s: h[h.index < cutoff] for s, h in self.histories.items()}
         forecaster = make_forecaster(first.model, first.config, first.seed)
         forecaster.fit_many({s: h for s, h in histories.items() if len(h)})
-        rows = [m.rows(forecaster, f) for m, f in zip(self.members, folds, strict=True)]
+        rows = [
+            m.rows(forecaster.for_series(m.symbol), f)
+            for m, f in zip(self.members, folds, strict=True)
+        ]
         return pd.concat(rows, ignore_index=True)
 
 

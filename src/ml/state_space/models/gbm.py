@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any, Self
 
 import lightgbm as lgb
@@ -29,12 +29,14 @@ from ml.state_space.models.base import (
     DEFAULT_HORIZONS,
     DEFAULT_QUANTILES,
     VOLATILITY_FLOOR,
+    Forecaster,
     forward_log_returns,
     origin_positions,
     trailing_volatility,
 )
 from ml.state_space.models.baselines import check_horizons, check_quantiles, require_fitted
-from ml.state_space.models.postprocess import monotone_bands
+from ml.state_space.models.garch import DriftGarchFHS
+from ml.state_space.models.postprocess import QuantileCorrection, blend_weight, monotone_bands
 
 __all__ = ["GBMConfig", "GlobalQuantileGBM"]
 
@@ -60,6 +62,9 @@ class GBMConfig:
     max_trees: int = 400
     early_stopping_rounds: int = 40
     validation_rows: int = 504  # two years of each symbol's latest target rows
+    # per series and horizon, blend with the drift-garch-fhs fallback by the weight that
+    # the validation rows support (the networks' gate, models.postprocess); else raw
+    gate: bool = False
 
     def __post_init__(self) -> None:
         fractions = (self.learning_rate, self.feature_fraction, self.bagging_fraction)
@@ -106,11 +111,33 @@ TRAIN, EMBARGO, VALIDATE = 0, 1, 2
 
 @dataclass
 class _Rows:
-    """The model inputs (N, F), scaled targets (N,) and role (N,) of one horizon's rows."""
+    """One horizon's rows of every series: model inputs (N, F), targets in units of
+    ``sigma_60 sqrt(h)``, role, series (an index into the fitted symbols), row position in
+    that series' prices, and the unit ``sigma_60 sqrt(h)`` itself (all (N,))."""
 
     inputs: np.ndarray
     targets: np.ndarray
     role: np.ndarray
+    series: np.ndarray
+    positions: np.ndarray
+    scale: np.ndarray
+
+    @classmethod
+    def concatenate(cls, parts: Sequence[_Rows]) -> _Rows:
+        return cls(*(np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(cls)))
+
+    def select(self, series: int, role: int) -> _Rows:
+        """The rows of one series with one role."""
+        chosen = (self.series == series) & (self.role == role)
+        return _Rows(*(getattr(self, f.name)[chosen] for f in fields(self)))
+
+
+@dataclass
+class _Gate:
+    """One series' blend weights of the model per horizon (H,), and its fallback."""
+
+    weights: np.ndarray
+    fallback: DriftGarchFHS
 
 
 class GlobalQuantileGBM:
@@ -131,6 +158,7 @@ class GlobalQuantileGBM:
         self.seed = seed
         self.engineer = TimeSeriesFeatureEngineer(use_ohlc=False, use_volume=False)
         self.boosters_: dict[tuple[int, float], lgb.Booster] | None = None
+        self.gates_: dict[str, _Gate] = {}
 
     def __repr__(self) -> str:
         return f"GlobalQuantileGBM(horizons={self.horizons}, quantiles={self.quantiles})"
@@ -143,20 +171,42 @@ class GlobalQuantileGBM:
         return self.fit_many({"series": prices})
 
     def fit_many(self, histories: Mapping[str, pd.DataFrame]) -> Self:
-        """Fit every (horizon, quantile) model on the rows of all ``histories``."""
+        """Fit every (horizon, quantile) model on the rows of all ``histories`` (and, with
+        ``config.gate``, each series' blend with its fallback)."""
         designs = {symbol: self._design(prices) for symbol, prices in histories.items()}
         names = list(next(iter(designs.values())).features.columns)
-        boosters = {}
+        boosters, validation = {}, {}
         for horizon in self.horizons:
             rows = self._rows(histories, designs, horizon)
+            stopped = {}
             for level in self.quantiles:
-                boosters[horizon, level] = self._fit_one(rows, names, horizon, level)
+                boosters[horizon, level], early = self._fit_one(rows, names, horizon, level)
+                if early is not None:
+                    stopped[level] = early
+            validation[horizon] = rows, stopped
         self.boosters_ = boosters
+        self.gates_ = self._gates(histories, validation) if self.config.gate else {}
         return self
+
+    def for_series(self, symbol: str) -> Forecaster:
+        """The forecaster of one fitted series: gated by its own blend weights and
+        fallback when ``config.gate``, the global model itself otherwise."""
+        if not self.config.gate:
+            return self
+        if symbol not in self.gates_:
+            raise ValueError(f"{symbol!r} was not among the series this model was fitted on")
+        return _GatedSeries(self, self.gates_[symbol])
 
     def predict_quantiles(self, prices: pd.DataFrame, origins: pd.DatetimeIndex) -> np.ndarray:
         """(n_origins, n_horizons, n_quantiles) log-return quantiles; origin ``t`` uses
         rows ``<= t`` only (the features and the volatility are causal)."""
+        z, scale = self.predict_z(prices, origins)
+        return monotone_bands(z * scale[:, :, None], self.quantiles, self.horizons)
+
+    def predict_z(
+        self, prices: pd.DataFrame, origins: pd.DatetimeIndex
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Sorted quantiles in units of ``sigma_60 sqrt(h)`` (n, H, Q), and those units (n, H)."""
         boosters = require_fitted(self.boosters_, self.name)
         positions = origin_positions(prices.index, origins)
         design = self._design(prices.iloc[: positions.max(initial=0) + 1])
@@ -176,8 +226,43 @@ class GlobalQuantileGBM:
             ],
             axis=1,
         )  # (n, H, Q)
-        quantiles = np.sort(z, axis=-1) * scale[:, :, None]
-        return monotone_bands(quantiles, self.quantiles, self.horizons)
+        return np.sort(z, axis=-1), scale
+
+    def _gates(
+        self,
+        histories: Mapping[str, pd.DataFrame],
+        validation: Mapping[int, tuple[_Rows, dict[float, lgb.Booster]]],
+    ) -> dict[str, _Gate]:
+        """Per series: the model's weight per horizon against a fallback fitted on the
+        prices up to the series' first validation origin, tested on its validation rows
+        (``postprocess.blend_weight``), and the fallback refitted on all its prices."""
+        levels = np.asarray(self.quantiles)
+        gates = {}
+        for index, (symbol, prices) in enumerate(histories.items()):
+            blocks = [
+                (horizon, rows.select(index, VALIDATE), stopped)
+                for horizon, (rows, stopped) in validation.items()
+            ]
+            first_origin = min(
+                int(block.positions.min(initial=len(prices))) for _, block, _ in blocks
+            )
+            fallback = DriftGarchFHS(self.horizons, self.quantiles).fit(
+                prices.iloc[: first_origin + 1]
+            )
+            weights = np.zeros(len(self.horizons))
+            for h, (horizon, block, stopped) in enumerate(blocks):
+                if len(block.targets) == 0 or len(stopped) < len(levels):
+                    continue  # nothing to validate on: the fallback is served
+                z = np.sort(
+                    np.stack([stopped[q].predict(block.inputs) for q in self.quantiles], axis=-1),
+                    axis=-1,
+                )
+                origins = prices.index[block.positions]
+                baseline = fallback.predict_quantiles(prices, origins)[:, h] / block.scale[:, None]
+                weights[h] = blend_weight(z, block.targets, baseline, levels, horizon)
+            logger.debug("lgbm %s: model weight per horizon %s", symbol, weights)
+            gates[symbol] = _Gate(weights, DriftGarchFHS(self.horizons, self.quantiles).fit(prices))
+        return gates
 
     def _design(self, prices: pd.DataFrame) -> _Design:
         features = self.engineer.transform(prices)
@@ -194,25 +279,36 @@ class GlobalQuantileGBM:
         """Every row of ``horizon`` with a known target, and which of them validate: each
         symbol's last ``validation_rows``; the ``horizon`` rows before those are left out
         of early stopping's training rows so no training target overlaps them."""
-        inputs, targets, roles = [], [], []
-        for symbol, design in designs.items():
+        parts = []
+        for index, (symbol, design) in enumerate(designs.items()):
             returns = forward_log_returns(histories[symbol], horizon)[design.positions]
-            target = returns / (design.sigma * np.sqrt(horizon))
-            known = np.flatnonzero(~np.isnan(target))
+            scale = design.sigma * np.sqrt(horizon)
+            known = np.flatnonzero(~np.isnan(returns))
             split = max(len(known) - self.config.validation_rows, 0)
             role = np.full(len(known), TRAIN)
             role[max(split - horizon, 0) : split] = EMBARGO
             role[split:] = VALIDATE
-            inputs.append(design.features.to_numpy()[known])
-            targets.append(target[known])
-            roles.append(role)
-        return _Rows(np.concatenate(inputs), np.concatenate(targets), np.concatenate(roles))
+            parts.append(
+                _Rows(
+                    design.features.to_numpy()[known],
+                    returns[known] / scale[known],
+                    role,
+                    np.full(len(known), index),
+                    design.positions[known],
+                    scale[known],
+                )
+            )
+        return _Rows.concatenate(parts)
 
-    def _fit_one(self, rows: _Rows, names: list[str], horizon: int, level: float) -> lgb.Booster:
-        """Early-stop on the validation rows, then refit on every row with that many trees."""
+    def _fit_one(
+        self, rows: _Rows, names: list[str], horizon: int, level: float
+    ) -> tuple[lgb.Booster, lgb.Booster | None]:
+        """Early-stop on the validation rows, then refit on every row with that many trees;
+        returns the refitted booster and the early-stopped one (None without validation)."""
         params = self.config.params(level, self.seed)
         trees = self.config.max_trees
         train, valid = rows.role == TRAIN, rows.role == VALIDATE
+        stopped = None
         if valid.any() and train.any():
             stopped = lgb.train(
                 params,
@@ -224,4 +320,24 @@ class GlobalQuantileGBM:
             trees = max(stopped.best_iteration, 1)
         logger.debug("lgbm h=%d q=%g: %d trees", horizon, level, trees)
         everything = lgb.Dataset(rows.inputs, rows.targets, feature_name=names)
-        return lgb.train(params, everything, num_boost_round=trees)
+        return lgb.train(params, everything, num_boost_round=trees), stopped
+
+
+class _GatedSeries:
+    """One series' forecaster: the global model blended with the series' fallback by the
+    weights its validation rows supported (0: the fallback alone)."""
+
+    def __init__(self, model: GlobalQuantileGBM, gate: _Gate) -> None:
+        self.model, self.gate = model, gate
+        self.name, self.horizons, self.quantiles = model.name, model.horizons, model.quantiles
+
+    def fit(self, prices: pd.DataFrame) -> Self:
+        raise TypeError("a series of a global model is fitted through GlobalQuantileGBM.fit_many")
+
+    def predict_quantiles(self, prices: pd.DataFrame, origins: pd.DatetimeIndex) -> np.ndarray:
+        z, scale = self.model.predict_z(prices, origins)
+        baseline = self.gate.fallback.predict_quantiles(prices, origins) / scale[:, :, None]
+        no_shift = ((0.0,) * len(self.quantiles),) * len(self.horizons)
+        blend = QuantileCorrection(tuple(self.gate.weights), no_shift)
+        quantiles = blend.apply(z, baseline) * scale[:, :, None]
+        return monotone_bands(quantiles, self.quantiles, self.horizons)
