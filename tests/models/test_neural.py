@@ -222,6 +222,7 @@ def test_a_network_that_serves_no_horizon_is_not_refitted_but_its_fallback_is(aa
     fitted.refit(prices)
     assert fitted.network is network and fitted.card.refit_epochs is None
     assert fitted.card.data.last_date == "2019-12-31"  # what is served has seen every price
+    assert fitted.card.data_quality["rows"] == fitted.card.data.rows
     served_rows = prices.iloc[-fitted.config.days :]  # the config's training window
     alone = DriftGarchFHS(fitted.horizons, fitted.quantiles).fit(served_rows)
     origins = aapl.loc["2020-01-02":"2020-01-31"].index

@@ -226,7 +226,7 @@ class NeuralForecaster:
         Where the validation gate serves the fallback at every horizon
         (:attr:`network_served` is False), retraining the network would change no served
         forecast: only the fallback is refitted on all of ``prices`` (``refit_epochs``
-        stays None, and the card's data window covers ``prices``).
+        stays None; the card's data window and data quality describe ``prices``).
         """
         card = self._fitted_card()
         if not self.history:
@@ -234,13 +234,14 @@ class NeuralForecaster:
         config = self.config
         if config.days is not None:
             prices = prices.iloc[-config.days :]
+        quality = validate_price_data(prices, card.symbol, min_rows=config.min_history(0.0))
         if not self.network_served:
             logger.info(
                 "%s: the network serves no horizon; refitting its fallback only", card.symbol
             )
-            self.card = replace(self._with_fallback(card, prices), data=data_window(prices))
+            served = replace(card, data=data_window(prices), data_quality=quality.to_dict())
+            self.card = self._with_fallback(served, prices)
             return self
-        quality = validate_price_data(prices, card.symbol, min_rows=config.min_history(0.0))
         features = self.engineer.transform(prices)[card.features.names]
         epochs = best_epoch(self.history) or len(self.history)
         rates = [record["learning_rate"] for record in self.history[:epochs]]
