@@ -1,4 +1,4 @@
-"""FastAPI service serving the per-symbol Mamba forecasters (``uvicorn api.main:app``)."""
+"""FastAPI service serving the per-symbol Mamba forecasters (``python -m api``)."""
 
 import os
 

@@ -1,4 +1,4 @@
-"""The app factory. Run: ``uvicorn api.main:app`` (settings: ``MAMBA_API_*``, see docs/API.md)."""
+"""The app factory. Run: ``python -m api`` (settings: ``MAMBA_API_*``, see docs/API.md)."""
 
 from __future__ import annotations
 

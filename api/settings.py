@@ -50,6 +50,13 @@ class Settings(BaseSettings):
     body_timeout_s: float = Field(
         10.0, gt=0, le=600, description="a request body that stalls this long gets 408"
     )
+    header_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        le=600,
+        description="a request line and headers that take longer than this to arrive close "
+        "the connection (``python -m api`` only: uvicorn's own CLI has no such timeout)",
+    )
     max_batch: int = Field(20, ge=1, le=MAX_BATCH_LIMIT, description="symbols per POST /predict")
     log_level: str = Field("INFO", description="level of the api.* and ml.* loggers")
     api_key: SecretStr | None = Field(

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -235,6 +236,10 @@ class _SlowRegistry:
 
     def __init__(self, error: OSError | None = None) -> None:
         self.release, self.saved, self.error = threading.Event(), [], error
+        self.scratch = Path(tempfile.mkdtemp())
+
+    def checkpoint_dir(self, symbol: str) -> Path:
+        return self.scratch / symbol
 
     def save(self, symbol, model_bytes, metadata, metrics) -> None:
         self.release.wait(10)
@@ -259,6 +264,7 @@ def _finished_result(symbol: str) -> SimpleNamespace:
 def test_an_interrupted_save_completes_and_is_recorded():
     async def interrupt_mid_save() -> tuple[dict, _SlowRegistry]:
         registry, outcomes = _SlowRegistry(), {}
+        registry.checkpoint_dir("AAPL").mkdir()  # the fit's scratch state
         run = TrainingRun(registry, tiny_training_config())
         task = asyncio.create_task(run._record("AAPL", _finished_result("AAPL"), 2.0, outcomes))
         await asyncio.sleep(0.05)  # the save is now running in its thread
@@ -271,6 +277,7 @@ def test_an_interrupted_save_completes_and_is_recorded():
     outcomes, registry = asyncio.run(interrupt_mid_save())
     assert registry.saved == ["AAPL"]
     assert outcomes["AAPL"].status == "trained" and outcomes["AAPL"].version == "v1"
+    assert not registry.checkpoint_dir("AAPL").exists()  # committed: nothing left to resume
 
 
 def test_an_interrupt_waits_for_saves_under_way_before_the_summary(monkeypatch):
@@ -308,16 +315,18 @@ def test_an_interrupt_waits_for_saves_under_way_before_the_summary(monkeypatch):
 def test_a_failed_save_fails_that_symbol_only():
     registry, outcomes = _SlowRegistry(OSError(28, "No space left on device")), {}
     registry.release.set()
+    registry.checkpoint_dir("AAPL").mkdir()
     run = TrainingRun(registry, tiny_training_config())
     asyncio.run(run._record("AAPL", _finished_result("AAPL"), 2.0, outcomes))
     assert outcomes["AAPL"].status == "failed"
+    assert registry.checkpoint_dir("AAPL").is_dir()  # --resume retrains it
     assert "No space left" in outcomes["AAPL"].reason
 
 
 def test_resume_finishes_an_interrupted_retrain_of_a_symbol_that_has_a_model(tmp_path):
     registry = ModelRegistry(tmp_path / "models")
     registry.has_model = lambda symbol: True  # every symbol already has a model
-    (registry.checkpoint_dir("AAPL") / "backup").mkdir(parents=True)  # AAPL was interrupted
+    registry.checkpoint_dir("AAPL").mkdir(parents=True)  # AAPL's new version never committed
     resuming = TrainingRun(registry, tiny_training_config(), resume=True)
     skipping = TrainingRun(registry, tiny_training_config(), skip_existing=True)
     assert not resuming._already_done("AAPL") and resuming._already_done("MSFT")

@@ -15,6 +15,7 @@ import logging
 import multiprocessing
 import os
 import queue
+import shutil
 import signal
 import threading
 import time
@@ -37,7 +38,7 @@ from ml.state_space.orchestration.worker import (
 )
 from ml.state_space.registry import ModelRegistry
 from ml.state_space.training.config import TrainingConfig
-from ml.state_space.training.loop import has_resume_state
+from ml.state_space.training.loop import has_unfinished_fit
 from ml.state_space.training.trainer import TrainingResult
 
 logger = logging.getLogger(__name__)
@@ -226,11 +227,12 @@ class TrainingRun:
         return len(prices) if days is None else min(len(prices), days)
 
     def _already_done(self, symbol: str) -> bool:
-        """Skipped: it has a model and, with ``--resume``, no interrupted fit to finish
-        (an interrupted retrain of a symbol that already had a model is resumed)."""
+        """Skipped: it has a model and, with ``--resume``, no unfinished fit (a retrain of a
+        symbol that already had a model, interrupted at any moment before its new version
+        was committed, is resumed)."""
         if not (self.skip_existing and self.registry.has_model(symbol)):
             return False
-        return not (self.resume and has_resume_state(self.registry.checkpoint_dir(symbol)))
+        return not (self.resume and has_unfinished_fit(self.registry.checkpoint_dir(symbol)))
 
     async def _train(self, jobs: list[TrainJob], outcomes: dict[str, SymbolOutcome]) -> None:
         if not jobs:
@@ -333,11 +335,17 @@ class TrainingRun:
             await asyncio.shield(saving)
         except asyncio.CancelledError:
             await saving
-            self._finish(outcome_from_result(result), outcomes)
+            self._committed(result, outcomes)
             raise
         except OSError as error:  # a full disk fails this symbol, not the run
             self._finish(_failure(symbol, error, seconds), outcomes)
             return
+        self._committed(result, outcomes)
+
+    def _committed(self, result: TrainingResult, outcomes: dict[str, SymbolOutcome]) -> None:
+        """Record a saved model; its fit's scratch state, no longer unfinished, goes."""
+        if not self.scheduler:
+            shutil.rmtree(self.registry.checkpoint_dir(result.symbol), ignore_errors=True)
         self._finish(outcome_from_result(result), outcomes)
 
     def _finish(self, outcome: SymbolOutcome, outcomes: dict[str, SymbolOutcome]) -> None:

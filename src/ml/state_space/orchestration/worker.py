@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
 import tempfile
 import threading
@@ -109,15 +108,12 @@ def run_job(job: TrainJob) -> TrainingResult:
     then one record per finished epoch. Without a ``work_dir`` (Dask) scratch state
     lives in a temporary directory on the worker.
     """
-    from ml.state_space.training.loop import discard_corrupt_resume_state
+    from ml.state_space.training.loop import reset_work_dir
     from ml.state_space.training.trainer import train_symbol
 
     _report_epoch(job.symbol, {"epoch": 0})
     if job.work_dir is not None:
-        if job.resume:
-            discard_corrupt_resume_state(Path(job.work_dir), job.symbol)
-        else:
-            shutil.rmtree(job.work_dir, ignore_errors=True)
+        reset_work_dir(Path(job.work_dir), job.symbol, job.resume)
         return train_symbol(job.symbol, job.prices, job.config, job.work_dir, _report_epoch)
     with tempfile.TemporaryDirectory(prefix=f"train-{job.symbol}-") as work_dir:
         return train_symbol(job.symbol, job.prices, job.config, work_dir, _report_epoch)

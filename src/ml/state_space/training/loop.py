@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Self
 
+import h5py
 import keras
 import numpy as np
 
@@ -93,36 +94,43 @@ def fit_network(
     return history, stop_reason
 
 
-HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+def has_unfinished_fit(work_dir: Path) -> bool:
+    """Whether ``work_dir`` holds the scratch state of a fit whose model was never saved:
+    the directory lives from a fit's start until its model is committed
+    (:meth:`~ml.state_space.orchestration.run.TrainingRun` removes it then)."""
+    return work_dir.is_dir()
 
 
-def has_resume_state(work_dir: Path) -> bool:
-    """Whether ``work_dir`` holds the state of an interrupted fit (``BackupAndRestore``
-    deletes its backup when a fit ends)."""
-    return (work_dir / "backup").is_dir()
+def reset_work_dir(work_dir: Path, symbol: str, resume: bool) -> None:
+    """Prepare ``work_dir`` for a fit: empty, or with ``resume`` holding the readable
+    state of an interrupted fit so it continues from its last epoch.
 
-
-def discard_corrupt_resume_state(work_dir: Path, symbol: str) -> None:
-    """Remove resume state that cannot be read (a kill while it was written leaves a
-    truncated file, and every later resume would fail on it): that fit starts afresh."""
-    files = [p for p in (work_dir / "backup").rglob("*") if p.is_file()]
-    files += [p for p in (work_dir / "best.weights.h5",) if p.exists()]
-    broken = [p for p in files if not _readable(p)]
-    if broken:
+    State that cannot be read (a kill while it was written leaves a truncated file, and
+    every later resume would fail on it) is discarded with a warning, and so is scratch
+    state without a backup (a fit that finished but whose model was never saved): stale
+    checkpoints must not seed a new fit. That symbol starts from epoch 1.
+    """
+    if resume and (work_dir / "backup").is_dir():
+        files = [p for p in (work_dir / "backup").rglob("*") if p.is_file()]
+        files += [p for p in (work_dir / "best.weights.h5",) if p.exists()]
+        broken = [p for p in files if not _readable(p)]
+        if not broken:
+            return
         logger.warning(
             "%s: resume state %s is unreadable (interrupted while written?); training "
             "from the first epoch",
             symbol,
             ", ".join(str(p) for p in broken),
         )
-        shutil.rmtree(work_dir / "backup", ignore_errors=True)
-        (work_dir / "best.weights.h5").unlink(missing_ok=True)
+    shutil.rmtree(work_dir, ignore_errors=True)
 
 
 def _readable(path: Path) -> bool:
-    if path.suffix == ".h5":
-        with path.open("rb") as file:
-            return file.read(len(HDF5_SIGNATURE)) == HDF5_SIGNATURE
+    if path.suffix == ".h5":  # HDF5 checks the file's length against its superblock
+        try:
+            h5py.File(path, "r").close()
+        except OSError:
+            return False
     if path.suffix == ".json":
         try:
             json.loads(path.read_text(encoding="utf-8"))
