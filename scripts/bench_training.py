@@ -52,11 +52,14 @@ def children_cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def compile_ratios(metrics_dir: Path) -> list[float]:
+def compile_ratios(models_dir: Path) -> list[float]:
     """Per trained symbol: first epoch seconds / median of its later epochs."""
+    from ml.state_space.registry import ModelRegistry
+
+    registry = ModelRegistry(models_dir)
     ratios = []
-    for path in sorted(metrics_dir.glob("*.json")):
-        seconds = [e["seconds"] for e in json.loads(path.read_text())["epochs"]]
+    for symbol in registry.symbols():
+        seconds = [e["seconds"] for e in registry.load_metrics(symbol)["epochs"]]
         if len(seconds) > 1:
             ratios.append(seconds[0] / statistics.median(seconds[1:]))
     return ratios
@@ -102,7 +105,7 @@ def run_once(symbols: str, parallel: int, extra: list[str]) -> dict:
         cpu = children_cpu_seconds() - cpu_before
         [run_file] = Path(models, "runs").glob("*.json")
         run = json.loads(run_file.read_text())
-        ratios = compile_ratios(Path(models, "metrics"))
+        ratios = compile_ratios(Path(models))
     trained = [o for o in run["outcomes"] if o["status"] == "trained"]
     seconds = sorted(o["seconds"] for o in trained)
     cores = os.cpu_count() or 1

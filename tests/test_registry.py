@@ -275,3 +275,13 @@ def test_temporary_files_left_by_a_crash_are_removed_and_recent_ones_kept(tmp_pa
     assert registry.remove_stale_temp_files() == [stale, half_written]
     assert not stale.exists() and fresh.exists() and kept.exists()
     assert not half_written.exists()
+
+
+def test_the_training_benchmark_reads_epoch_times_from_the_current_versions(tmp_path):
+    from scripts.bench_training import compile_ratios
+
+    registry = ModelRegistry(tmp_path)
+    for symbol, seconds in (("AAPL", [9.0, 2.0, 4.0, 3.0]), ("MSFT", [5.0])):
+        epochs = [{"epoch": i + 1, "seconds": s} for i, s in enumerate(seconds)]
+        registry.save(symbol, b"w", {"version": "v1"}, {"epochs": epochs})
+    assert compile_ratios(tmp_path) == [3.0]  # 9 s over the median later epoch; MSFT has one

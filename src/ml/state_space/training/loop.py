@@ -96,8 +96,8 @@ def fit_network(
 
 def has_unfinished_fit(work_dir: Path) -> bool:
     """Whether ``work_dir`` holds the scratch state of a fit whose model was never saved:
-    the directory lives from a fit's start until its model is committed
-    (:meth:`~ml.state_space.orchestration.run.TrainingRun` removes it then)."""
+    the directory lives from a fit's start until its model is committed (the training
+    run, :class:`~ml.state_space.orchestration.run.TrainingRun`, removes it then)."""
     return work_dir.is_dir()
 
 
