@@ -250,6 +250,10 @@ class ModelDetail(ModelSummary):
     backtest: dict[str, BacktestFigures] | None = Field(
         description="walk-forward figures per horizon (h1, h5, ...); null without a backtest"
     )
+    versions: list[str] = Field(
+        description="the complete versions kept on disk, oldest first, `version` the current "
+        "one; `scripts/model_versions.py rollback` switches back to an older one"
+    )
 
 
 class Health(BaseModel):

@@ -39,7 +39,8 @@ def list_models(service: ServiceDep) -> ModelList:
 
 @router.get("/{symbol:path}", response_model=ModelDetail)
 def model_detail(symbol: Symbol, service: ServiceDep) -> ModelDetail:
-    """One model's metadata and held-out test metrics (without the per-window table)."""
+    """One model's metadata, held-out test metrics (without the per-window table) and the
+    versions kept for rollback."""
     metadata = service.registry.load_metadata(symbol)
     try:
         metrics = service.registry.load_metrics(symbol)
@@ -49,7 +50,13 @@ def model_detail(symbol: Symbol, service: ServiceDep) -> ModelDetail:
     light = {key: value for key, value in metrics.items() if key not in HEAVY_METRICS}
     summary = ModelSummary.from_metadata(metadata)
     backtest = _backtest(service.registry.load_backtest(), metadata)
-    return ModelDetail(**summary.model_dump(), metadata=metadata, metrics=light, backtest=backtest)
+    return ModelDetail(
+        **summary.model_dump(),
+        metadata=metadata,
+        metrics=light,
+        backtest=backtest,
+        versions=service.registry.versions(symbol),
+    )
 
 
 def _backtest(

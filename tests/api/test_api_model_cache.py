@@ -48,7 +48,9 @@ def test_a_rolled_back_version_is_served_without_restart(
     assert client.get("/predict/AAPL").json()["model_version"] == "v2-to-roll-back"
     registry.rollback("AAPL")
     assert client.get("/predict/AAPL").json()["model_version"] == first
-    assert client.get("/models/AAPL").json()["version"] == first
+    detail = client.get("/models/AAPL").json()
+    assert detail["version"] == first
+    assert detail["versions"] == [first, "v2-to-roll-back"]  # still there to roll forward
 
 
 def test_metrics_of_another_version_are_not_shown_as_this_ones_skill(

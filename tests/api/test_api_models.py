@@ -34,6 +34,7 @@ def test_model_detail_has_metadata_and_test_metrics_but_not_the_forecast_table(
     assert set(body["metrics"]["test"]) == {"h1", "h5", "h10", "h30"}
     assert "skill_vs_random_walk" in body["metrics"]["test"]["h30"]
     assert "test_forecasts" not in body["metrics"]
+    assert body["versions"] == [body["version"]]  # the only one kept
     assert len(response.content) < 50_000
 
 
