@@ -14,6 +14,7 @@ import asyncio
 from collections.abc import Sequence
 
 import uvicorn
+from pydantic import ValidationError
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from api.settings import Settings
@@ -83,8 +84,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    """Validate the settings, then serve ``api.main:app`` until stopped."""
     args = parse_args(argv)
-    settings = Settings()  # validated now: a bad value stops start-up with a message
+    try:
+        settings = Settings()
+    except ValidationError as error:  # a bad MAMBA_API_* value: say which, no traceback
+        raise SystemExit(f"invalid MAMBA_API_* setting: {error}") from None
     uvicorn.run(
         "api.main:app",
         host=args.host,

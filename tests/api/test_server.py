@@ -8,7 +8,7 @@ import time
 import pytest
 import uvicorn
 
-from api.server import parse_args, with_header_timeout
+from api.server import main, parse_args, with_header_timeout
 
 HEADER_TIMEOUT_S = 0.5
 
@@ -99,3 +99,10 @@ def test_a_slow_response_is_not_cut_off_once_the_headers_are_in(port):
 def test_the_launcher_sets_the_timeout_on_the_protocol_class():
     assert with_header_timeout(2.5).header_timeout_s == 2.5
     assert parse_args(["--port", "9"]).port == 9
+
+
+def test_a_bad_setting_stops_start_up_with_a_message(monkeypatch):
+    monkeypatch.setenv("MAMBA_API_HEADER_TIMEOUT_S", "-1")
+    with pytest.raises(SystemExit, match="header_timeout_s") as stopped:
+        main(["--port", "9"])
+    assert "Traceback" not in str(stopped.value)
