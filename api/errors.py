@@ -21,7 +21,7 @@ from ml.state_space.data.quality import DataQualityError
 from ml.state_space.data.sources import DataUnavailableError
 from ml.state_space.data.symbols import InvalidSymbolError
 from ml.state_space.models.card import CardSchemaError
-from ml.state_space.models.neural import InsufficientHistoryError
+from ml.state_space.models.servable import InsufficientHistoryError
 from ml.state_space.registry import (
     ArtifactMismatchError,
     CorruptArtifactError,

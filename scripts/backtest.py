@@ -25,7 +25,11 @@ from typing import TYPE_CHECKING
 from ml.cli.args import positive_int
 from ml.state_space.data.universe import resolve_symbols
 
+SERVED_FAMILIES = ("mamba", "lgbm")  # trained for the service: their figures are published
+
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from ml.state_space.models.gbm import GBMConfig
     from ml.state_space.training.config import TrainingConfig
 
@@ -121,12 +125,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no-plots", action="store_true")
     parser.add_argument(
         "--models-dir",
-        default="models/mamba",
-        help="publish the mamba figures here for the service and the review (backtest.json)",
+        help="publish the served family's figures here for the service and the review\n"
+        "(backtest.json; default models/<family>: models/mamba, models/lgbm)",
     )
     parser.add_argument("--no-publish", action="store_true", help="do not write backtest.json")
     parser.add_argument("--log-level", default="INFO")
     return parser.parse_args(argv)
+
+
+def publish_dirs(
+    models: Sequence[str], models_dir: str | None, no_publish: bool
+) -> dict[str, Path]:
+    """Where each served family of the run publishes its figures."""
+    families = [] if no_publish else [m for m in models if m in SERVED_FAMILIES]
+    if models_dir is not None and len(families) > 1:
+        raise ValueError(
+            f"--models-dir names one directory, but {families} would all publish there; "
+            "backtest one served family per run or leave --models-dir out"
+        )
+    return {family: Path(models_dir or Path("models") / family) for family in families}
 
 
 def cpu_name() -> str:
@@ -170,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
             seeds=tuple(int(s) for s in args.seeds.split(",")),
             warm_start=args.warm_start,
         )
+        published = publish_dirs(config.models, args.models_dir, args.no_publish)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -203,10 +221,10 @@ def main(argv: list[str] | None = None) -> int:
 
         plot_skill_by_year(report.fold_summary, out / "skill_by_year.png")
         plot_reliability(result.forecasts, out / "reliability.png")
-    if "mamba" in config.models and not args.no_publish:
-        figures = published_figures(report.scores, "mamba", config, facts)
-        path = ModelRegistry(args.models_dir).save_backtest(figures)
-        print(f"mamba backtest figures published to {path} (served with each forecast)")
+    for family, directory in published.items():
+        figures = published_figures(report.scores, family, config, facts)
+        path = ModelRegistry(directory).save_backtest(figures)
+        print(f"{family} backtest figures published to {path} (served with each forecast)")
     print_backtest_summary(report.summary, result.seconds, len(result.failures))
     print(f"forecasts, summary.json, report.md and plots written to {out}/")
     return 1 if result.failures else 0

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from scripts.backtest import main, model_settings, parse_args
+from scripts.backtest import main, model_settings, parse_args, publish_dirs
 
 
 def test_cli_writes_forecasts_summary_report_and_plots(tmp_path, capsys):
@@ -73,3 +74,16 @@ def test_cli_runs_its_tasks_on_a_dask_cluster(tmp_path, dask_cluster):
     assert main(argv) == 0
     forecasts = pd.read_parquet(out / "forecasts.parquet")
     assert set(forecasts["model"]) == {"rw", "garch"} and set(forecasts["fold"]) == {2021}
+
+
+def test_each_served_family_publishes_to_its_own_models_directory():
+    models = ("mamba", "lstm", "lgbm", "rw")
+    assert publish_dirs(models, None, no_publish=False) == {
+        "mamba": Path("models/mamba"),
+        "lgbm": Path("models/lgbm"),
+    }
+    alone = publish_dirs(("lgbm", "rw"), "elsewhere", no_publish=False)
+    assert alone == {"lgbm": Path("elsewhere")}
+    assert publish_dirs(models, "elsewhere", no_publish=True) == {}
+    with pytest.raises(ValueError, match="one served family per run"):
+        publish_dirs(models, "elsewhere", no_publish=False)

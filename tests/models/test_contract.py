@@ -31,7 +31,10 @@ FORECASTERS: list[tuple[str, Callable[[], Forecaster]]] = [
     ("garch", Garch),
     ("drift-garch", DriftGarch),
     ("drift-garch-fhs", DriftGarchFHS),
-    ("lgbm", lambda: GlobalQuantileGBM(config=GBMConfig(max_trees=20, min_data_in_leaf=50))),
+    (
+        "lgbm",
+        lambda: GlobalQuantileGBM(config=GBMConfig(max_trees=20, min_data_in_leaf=50, gate=False)),
+    ),
     ("mamba", lambda: MambaForecaster(training_config=tiny_training_config(epochs=1))),
     ("lstm", lambda: LSTMForecaster(training_config=tiny_training_config(epochs=1))),
 ]

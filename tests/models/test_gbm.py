@@ -17,7 +17,9 @@ from ml.state_space.models.base import forward_log_returns
 from ml.state_space.models.garch import DriftGarchFHS
 from ml.state_space.models.gbm import EMBARGO, TRAIN, VALIDATE, GBMConfig, GlobalQuantileGBM
 
-SMALL = GBMConfig(max_trees=60, min_data_in_leaf=100, validation_rows=300, learning_rate=0.1)
+SMALL = GBMConfig(
+    max_trees=60, min_data_in_leaf=100, validation_rows=300, learning_rate=0.1, gate=False
+)
 
 
 def series(returns: np.ndarray, start: str = "2000-01-03") -> pd.DataFrame:

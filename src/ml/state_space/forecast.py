@@ -1,15 +1,16 @@
 """Serving-side forecasts: one loaded model version, through the fitted pipeline.
 
-A :class:`ServedModel` wraps the :class:`~ml.state_space.models.neural.NeuralForecaster`
-rebuilt from a registry version (network bytes + model card) and the test skill per
-horizon, so callers can see how far to trust each forecast. Features, normalisation,
+A :class:`ServedModel` wraps the forecaster rebuilt from a registry version (model bytes +
+model card: a :class:`~ml.state_space.models.neural.NeuralForecaster` for the networks, a
+:class:`~ml.state_space.models.gbm.GBMSeriesForecaster` for LightGBM) and the test skill
+per horizon, so callers can see how far to trust each forecast. Features, normalisation,
 inference and target dates are the pipeline's own: serving cannot drift from training.
 
-Where the network has not shown skill (its published walk-forward backtest says it does
+Where the model has not shown skill (its published walk-forward backtest says it does
 not beat the baseline or, without one, its validation blend gave it no weight), the
 ``unskilled`` policy decides what a horizon serves: ``blend`` (default) the forecast as
 trained and backtested, ``baseline`` the model's fallback (``models.fallback``: the drift
-with a GARCH band by default), ``model`` the network alone, with a warning.
+with a GARCH band by default), ``model`` the network (or LightGBM) alone, with a warning.
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ from typing import Any, Literal
 import pandas as pd
 
 from ml.state_space.models.card import ModelCard
-from ml.state_space.models.neural import NeuralForecaster, Variant
+from ml.state_space.models.gbm import GBMSeriesForecaster, GlobalQuantileGBM
+from ml.state_space.models.neural import NeuralForecaster
+from ml.state_space.models.servable import Servable, Variant
 from ml.state_space.registry import ModelArtifacts
 from ml.state_space.training.config import TrainingConfig
 
@@ -39,7 +42,7 @@ class HorizonForecast:
     test_skill_vs_random_walk: float | None
     backtest: dict[str, Any] | None = None
     backtest_years: list[int] | None = None
-    model_weight: float | None = None  # network's share after the validation blend
+    model_weight: float | None = None  # the model's share after the validation blend
     serves: str = "model"  # model | blend | baseline
     baseline: str = "rw"  # the fallback the blend and "baseline" use (models.fallback)
     warning: str | None = None
@@ -66,7 +69,7 @@ def published_backtest(
     if not backtest or backtest.get("model") != family:
         return {}, None
     figures = backtest.get("symbols", {}).get(symbol, {})
-    if figures and not same_training(backtest.get("training"), config):
+    if figures and not same_training(backtest.get("training"), config, family):
         logger.warning(
             "%s: the published backtest (%s) trained another configuration than this model; "
             "its figures are withheld until a backtest of this configuration is published",
@@ -77,14 +80,23 @@ def published_backtest(
     return figures, (backtest.get("years") if figures else None)
 
 
-def same_training(published: dict[str, Any] | None, config: dict[str, Any]) -> bool:
-    """Whether two training configurations fit the same model, seeds aside."""
+def same_training(published: dict[str, Any] | None, config: dict[str, Any], family: str) -> bool:
+    """Whether two training configurations of ``family`` fit the same model, seeds aside."""
+    gbm = family == GlobalQuantileGBM.name
+    parse = GlobalQuantileGBM.from_dict if gbm else TrainingConfig.from_dict
     try:
-        first, second = (TrainingConfig.from_dict(c).to_dict() for c in (published, config))
-    except (TypeError, ValueError, AttributeError):  # absent (older files) or malformed
+        first, second = (parse(c).to_dict() for c in (published, config))
+    except (TypeError, ValueError, AttributeError, KeyError):  # absent (older files), malformed
         return False
     first.pop("seed"), second.pop("seed")
     return first == second
+
+
+def rebuild(model_bytes: bytes, card: ModelCard) -> Servable:
+    """The fitted forecaster a registry version holds, by its card's family."""
+    if card.family == GlobalQuantileGBM.name:
+        return GBMSeriesForecaster.from_bytes(model_bytes, card)
+    return NeuralForecaster.from_bytes(model_bytes, card)
 
 
 class ServedModel:
@@ -92,7 +104,7 @@ class ServedModel:
 
     def __init__(
         self,
-        model: NeuralForecaster,
+        model: Servable,
         test_skill: dict[str, Any],
         backtest: dict[str, Any] | None = None,
         unskilled: UnskilledPolicy = "blend",
@@ -116,11 +128,11 @@ class ServedModel:
                     continue
                 self.variants[horizon] = unskilled
                 if unskilled == "model":
-                    self.warnings[horizon] = f"the network alone, though {reason}"
+                    self.warnings[horizon] = f"the {self.card.family} model alone, though {reason}"
         model.warm_up()  # compile inference now, not on the first request
 
     def missing_skill(self, horizon: int) -> str | None:
-        """Why the network has shown no skill at ``horizon``; ``None`` if it has (or no
+        """Why the model has shown no skill at ``horizon``; ``None`` if it has (or no
         evidence says otherwise)."""
         figures = self.backtest.get(f"h{horizon}")
         if figures is not None:
@@ -141,8 +153,7 @@ class ServedModel:
         unskilled: UnskilledPolicy = "blend",
     ) -> ServedModel:
         card = ModelCard.from_dict(artifacts.metadata)
-        model = NeuralForecaster.from_bytes(artifacts.model_bytes, card)
-        return cls(model, test_skill, backtest, unskilled)
+        return cls(rebuild(artifacts.model_bytes, card), test_skill, backtest, unskilled)
 
     @property
     def history_rows(self) -> int:

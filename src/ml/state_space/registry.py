@@ -3,7 +3,7 @@
 Layout under ``root`` (default ``models/mamba``)::
 
     versions/<SYMBOL>/<VERSION>/    one immutable model version:
-        model.keras                 the trained Keras model
+        model.keras                 the trained Keras model (model.lgbm.json: LightGBM's trees)
         metadata.json               the model card: config, features, normaliser, data, hash
         metrics.json                learning curves and held-out test metrics
     current/<SYMBOL>                the symbol's current version (one line): the pointer
@@ -45,6 +45,7 @@ DEFAULT_ROOT = Path("models") / "mamba"
 STALE_TEMP_S = 3600.0  # a temporary file this old has no writer left
 KEEP_VERSIONS = 3  # versions kept per symbol, the current one included
 MODEL_FILE, METADATA_FILE, METRICS_FILE = "model.keras", "metadata.json", "metrics.json"
+FAMILY_MODEL_FILES = {"lgbm": "model.lgbm.json"}  # a family's model file if not MODEL_FILE
 VERSION_PATTERN = re.compile(r"[0-9A-Za-z][0-9A-Za-z._-]{0,63}")
 
 
@@ -149,7 +150,7 @@ class ModelRegistry:
     # --- paths ---------------------------------------------------------------------------
 
     def weights_path(self, symbol: str, version: str | None = None) -> Path:
-        return self._version_path(symbol, version) / MODEL_FILE
+        return _model_path(self._version_path(symbol, version))
 
     def metadata_path(self, symbol: str, version: str | None = None) -> Path:
         return self._version_path(symbol, version) / METADATA_FILE
@@ -229,7 +230,8 @@ class ModelRegistry:
         version = self._new_version(symbol, metadata.get("version"))
         metadata = {**metadata, "version": version, "weights_sha256": sha256_hex(model_bytes)}
         directory = self.version_dir(symbol, version)
-        atomic_write_bytes(directory / MODEL_FILE, model_bytes)
+        model_file = FAMILY_MODEL_FILES.get(metadata.get("family", ""), MODEL_FILE)
+        atomic_write_bytes(directory / model_file, model_bytes)
         atomic_write_json(directory / METRICS_FILE, metrics)
         atomic_write_json(directory / METADATA_FILE, metadata)  # last: the version is complete
         self._point(symbol, version)  # the commit point
@@ -370,4 +372,12 @@ class ModelRegistry:
 
 def _complete(version_dir: Path) -> bool:
     """A version is complete once its metadata, written last, exists."""
-    return (version_dir / METADATA_FILE).is_file() and (version_dir / MODEL_FILE).is_file()
+    return (version_dir / METADATA_FILE).is_file() and _model_path(version_dir).is_file()
+
+
+def _model_path(version_dir: Path) -> Path:
+    """The version's model file: ``model.keras`` or its family's (``FAMILY_MODEL_FILES``)."""
+    for name in FAMILY_MODEL_FILES.values():
+        if (version_dir / name).is_file():
+            return version_dir / name
+    return version_dir / MODEL_FILE

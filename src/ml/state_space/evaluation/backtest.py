@@ -80,6 +80,15 @@ class BacktestConfig:
     def embargo(self) -> int:
         return max(self.horizons)
 
+    def settings(self, model: str) -> dict[str, Any]:
+        """The configuration ``model`` is fitted with, as its model card's ``config``
+        records it (a published backtest describes only models of this configuration)."""
+        if model == "lgbm":
+            return GlobalQuantileGBM(
+                self.horizons, self.quantiles, self.gbm, self.seeds[0]
+            ).to_dict()
+        return self.training.to_dict()
+
 
 def make_forecaster(model: str, config: BacktestConfig, seed: int) -> Forecaster:
     """A fresh, unfitted forecaster of ``model`` with the backtest's horizons and quantiles."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +77,7 @@ def write_backtest(
                 "seeds": list(config.seeds),
                 "warm_start": config.warm_start,
                 "training": config.training.to_dict(),
+                "gbm": asdict(config.gbm),
                 "tasks": len(result.outcomes),
                 "failures": [vars(f) for f in result.failures],
                 "skipped": result.skipped,
@@ -219,7 +220,7 @@ def published_figures(
         "years": [config.years[0], config.years[-1]],
         "seeds": list(config.seeds),
         "warm_start": config.warm_start,
-        "training": config.training.to_dict(),  # the served model must match it
+        "training": config.settings(model),  # the served model's card must match it
         "command": facts.get("command"),
         "symbols": symbols,
     }

@@ -15,6 +15,7 @@ is refitted on all rows with that many trees, so the forecast has seen the lates
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
@@ -29,20 +30,25 @@ from ml.state_space.models.base import (
     DEFAULT_HORIZONS,
     DEFAULT_QUANTILES,
     VOLATILITY_FLOOR,
+    VOLATILITY_WINDOW,
     Forecaster,
     forward_log_returns,
     origin_positions,
     trailing_volatility,
 )
 from ml.state_space.models.baselines import check_horizons, check_quantiles, require_fitted
+from ml.state_space.models.card import ModelCard
+from ml.state_space.models.fallback import Fallback, fallback_from_dict
 from ml.state_space.models.garch import DriftGarchFHS
 from ml.state_space.models.postprocess import QuantileCorrection, blend_weight, monotone_bands
+from ml.state_space.models.servable import InsufficientHistoryError, Servable, Variant
 
-__all__ = ["GBMConfig", "GlobalQuantileGBM"]
+__all__ = ["GBMConfig", "GBMSeriesForecaster", "GlobalQuantileGBM"]
 
 logger = logging.getLogger(__name__)
 
 VOLATILITY_FEATURE = "log_vol_60"
+BOOSTERS_FORMAT = "lgbm-quantile-boosters/1"
 
 
 @dataclass(frozen=True)
@@ -63,8 +69,9 @@ class GBMConfig:
     early_stopping_rounds: int = 40
     validation_rows: int = 504  # two years of each symbol's latest target rows
     # per series and horizon, blend with the drift-garch-fhs fallback by the weight that
-    # the validation rows support (the networks' gate, models.postprocess); else raw
-    gate: bool = False
+    # the validation rows support (the networks' gate, models.postprocess): the served
+    # default (docs/EVALUATION.md, round 5); False serves the global model raw
+    gate: bool = True
 
     def __post_init__(self) -> None:
         fractions = (self.learning_rate, self.feature_fraction, self.bagging_fraction)
@@ -164,7 +171,59 @@ class GlobalQuantileGBM:
         return f"GlobalQuantileGBM(horizons={self.horizons}, quantiles={self.quantiles})"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"config": asdict(self.config), "seed": self.seed}
+        """The settings (not the trees), JSON-serialisable: a model card's ``config``."""
+        return {
+            "horizons": list(self.horizons),
+            "quantiles": list(self.quantiles),
+            "gbm": asdict(self.config),
+            "seed": self.seed,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> GlobalQuantileGBM:
+        """An unfitted model of the settings :meth:`to_dict` wrote."""
+        return cls(data["horizons"], data["quantiles"], GBMConfig(**data["gbm"]), data["seed"])
+
+    @property
+    def history_rows(self) -> int:
+        """Rows of price history the forecast at one origin depends on."""
+        return max(self.engineer.warmup, VOLATILITY_WINDOW) + 1
+
+    def feature_names(self) -> list[str]:
+        """The model's input columns, in order."""
+        boosters = require_fitted(self.boosters_, self.name)
+        return next(iter(boosters.values())).feature_name()
+
+    def to_bytes(self) -> bytes:
+        """Every (horizon, quantile) model's trees as JSON (LightGBM's text format)."""
+        boosters = require_fitted(self.boosters_, self.name)
+        document = {
+            "format": BOOSTERS_FORMAT,
+            "boosters": [
+                {"horizon": h, "quantile": q, "model": booster.model_to_string()}
+                for (h, q), booster in boosters.items()
+            ],
+        }
+        return json.dumps(document).encode()
+
+    def load_boosters(self, model_bytes: bytes) -> Self:
+        """Restore the trees :meth:`to_bytes` wrote; ValueError if they are not this
+        model's (another format, horizons or quantiles)."""
+        document = json.loads(model_bytes)
+        if not isinstance(document, dict) or document.get("format") != BOOSTERS_FORMAT:
+            raise ValueError(f"not a {BOOSTERS_FORMAT} document")
+        boosters = {
+            (int(b["horizon"]), float(b["quantile"])): lgb.Booster(model_str=b["model"])
+            for b in document["boosters"]
+        }
+        expected = {(h, q) for h in self.horizons for q in self.quantiles}
+        if set(boosters) != expected:
+            raise ValueError(
+                f"the trees are for (horizon, quantile) {sorted(boosters)}, the model "
+                f"expects {sorted(expected)}"
+            )
+        self.boosters_ = {key: boosters[key] for key in sorted(expected)}
+        return self
 
     def fit(self, prices: pd.DataFrame) -> Self:
         """Fit on one symbol's history (a global model of one series)."""
@@ -190,12 +249,18 @@ class GlobalQuantileGBM:
 
     def for_series(self, symbol: str) -> Forecaster:
         """The forecaster of one fitted series: gated by its own blend weights and
-        fallback when ``config.gate``, the global model itself otherwise."""
+        fallback when ``config.gate`` (:class:`GBMSeriesForecaster`), the global model
+        itself otherwise."""
+        return self.series(symbol) if self.config.gate else self
+
+    def series(self, symbol: str) -> GBMSeriesForecaster:
+        """The gated forecaster of one series this (gated) model was fitted on."""
         if not self.config.gate:
-            return self
+            raise ValueError("an ungated model has no per-series gates: set GBMConfig.gate")
         if symbol not in self.gates_:
             raise ValueError(f"{symbol!r} was not among the series this model was fitted on")
-        return _GatedSeries(self, self.gates_[symbol])
+        gate = self.gates_[symbol]
+        return GBMSeriesForecaster(self, gate.weights, gate.fallback)
 
     def predict_quantiles(self, prices: pd.DataFrame, origins: pd.DatetimeIndex) -> np.ndarray:
         """(n_origins, n_horizons, n_quantiles) log-return quantiles; origin ``t`` uses
@@ -217,7 +282,7 @@ class GlobalQuantileGBM:
                 "rows of history the features need; start the origins later"
             )
         rows = positions - first
-        inputs = design.features.to_numpy()[rows]
+        inputs = design.features[self.feature_names()].to_numpy()[rows]
         scale = design.sigma[rows][:, None] * np.sqrt(np.asarray(self.horizons, float))[None, :]
         z = np.stack(
             [
@@ -323,21 +388,80 @@ class GlobalQuantileGBM:
         return lgb.train(params, everything, num_boost_round=trees), stopped
 
 
-class _GatedSeries:
-    """One series' forecaster: the global model blended with the series' fallback by the
-    weights its validation rows supported (0: the fallback alone)."""
+class GBMSeriesForecaster(Servable):
+    """One series' forecaster of a fitted, gated global model: the model blended with the
+    series' fallback by the weights its validation rows supported (0: the fallback alone).
 
-    def __init__(self, model: GlobalQuantileGBM, gate: _Gate) -> None:
-        self.model, self.gate = model, gate
-        self.name, self.horizons, self.quantiles = model.name, model.horizons, model.quantiles
+    What the backtest scores (``GlobalQuantileGBM.for_series``) and, rebuilt from a
+    registry version (:meth:`from_bytes`), what the service serves.
+    """
+
+    name = "lgbm"
+
+    def __init__(
+        self,
+        model: GlobalQuantileGBM,
+        weights: Sequence[float],
+        fallback: Fallback,
+        card: ModelCard | None = None,
+    ) -> None:
+        self.model, self.fallback, self.card = model, fallback, card
+        self.horizons, self.quantiles = model.horizons, model.quantiles
+        self.correction = QuantileCorrection(
+            tuple(float(w) for w in weights), ((0.0,) * len(self.quantiles),) * len(weights)
+        )
+
+    def __repr__(self) -> str:
+        fitted = f" of {self.card.symbol}" if self.card else ""
+        return f"GBMSeriesForecaster{fitted}(weights={self.correction.blend_weight})"
 
     def fit(self, prices: pd.DataFrame) -> Self:
         raise TypeError("a series of a global model is fitted through GlobalQuantileGBM.fit_many")
 
+    @property
+    def history_rows(self) -> int:
+        return self.model.history_rows
+
+    def model_weights(self) -> dict[int, float]:
+        return dict(zip(self.horizons, self.correction.blend_weight, strict=True))
+
     def predict_quantiles(self, prices: pd.DataFrame, origins: pd.DatetimeIndex) -> np.ndarray:
-        z, scale = self.model.predict_z(prices, origins)
-        baseline = self.gate.fallback.predict_quantiles(prices, origins) / scale[:, :, None]
-        no_shift = ((0.0,) * len(self.quantiles),) * len(self.horizons)
-        blend = QuantileCorrection(tuple(self.gate.weights), no_shift)
-        quantiles = blend.apply(z, baseline) * scale[:, :, None]
-        return monotone_bands(quantiles, self.quantiles, self.horizons)
+        """(n_origins, H, Q) log-return quantiles; origin ``t`` uses rows ``<= t`` only."""
+        return self.predict_variants(prices, origins)["trained"]
+
+    def predict_variants(
+        self, prices: pd.DataFrame, origins: pd.DatetimeIndex
+    ) -> dict[Variant, np.ndarray]:
+        origins = pd.DatetimeIndex(origins)
+        try:
+            z, scale = self.model.predict_z(prices, origins)
+        except ValueError as error:  # too short, non-positive prices, non-finite features
+            symbol = self.card.symbol if self.card else "series"
+            raise InsufficientHistoryError(f"{symbol}: unusable price history: {error}") from error
+        baseline = self.fallback.predict_quantiles(prices, origins)
+        trained = self.correction.apply(z, baseline / scale[:, :, None]) * scale[:, :, None]
+        return {
+            "trained": monotone_bands(trained, self.quantiles, self.horizons),
+            "model": monotone_bands(z * scale[:, :, None], self.quantiles, self.horizons),
+            "baseline": baseline,
+        }
+
+    def to_bytes(self) -> bytes:
+        """The global model's trees (the series' weights and fallback travel on the card)."""
+        return self.model.to_bytes()
+
+    @classmethod
+    def from_bytes(cls, model_bytes: bytes, card: ModelCard) -> GBMSeriesForecaster:
+        """The series forecaster a registry version holds: trees and model card."""
+        if card.correction is None:
+            raise ValueError(f"the {card.symbol} lgbm card has no gate weights (correction)")
+        model = GlobalQuantileGBM.from_dict(card.config).load_boosters(model_bytes)
+        if model.feature_names() != card.features.names:
+            raise ValueError(
+                f"the trees' inputs {model.feature_names()} differ from the card's "
+                f"{card.features.names}"
+            )
+        model.engineer = TimeSeriesFeatureEngineer.from_dict(card.features.engineer)
+        fallback = fallback_from_dict(card.fallback, model.horizons, model.quantiles)
+        weights = QuantileCorrection.from_dict(card.correction).blend_weight
+        return cls(model, weights, fallback, card)

@@ -20,11 +20,11 @@ import platform
 import tempfile
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, ClassVar, Literal, Self
+from typing import Any, ClassVar, Self
 
 import keras
 import numpy as np
@@ -33,7 +33,6 @@ import tensorflow as tf
 
 import ml.state_space
 from ml.state_space.atomic import atomic_write_bytes, atomic_write_json
-from ml.state_space.data.calendar import add_trading_days
 from ml.state_space.data.quality import validate_price_data
 from ml.state_space.features.engineer import TimeSeriesFeatureEngineer
 from ml.state_space.features.windows import (
@@ -61,31 +60,24 @@ from ml.state_space.models.postprocess import (
     fit_correction,
     monotone_bands,
 )
+from ml.state_space.models.servable import (
+    InsufficientHistoryError,
+    NotFittedError,
+    Servable,
+    Variant,
+)
 from ml.state_space.training.compiled import INFERENCE, NETWORKS, copy_variables, weights_of
 from ml.state_space.training.config import TrainingConfig
 from ml.state_space.training.loop import EpochCallback, best_epoch, fit_network, refit_network
 
 logger = logging.getLogger(__name__)
 
-Variant = Literal["trained", "model", "baseline"]
-"""What a forecast serves: ``trained`` the network after its validation blend (what the
-backtest judges), ``model`` the network alone, ``baseline`` the fallback
-(``models.fallback``)."""
-
 INFER_BATCH = 256  # many-origin predictions run in padded batches of this fixed size
 MODEL_FILE, CARD_FILE = "model.keras", "card.json"
 FAMILIES: dict[str, type[NeuralForecaster]] = {}
 
 
-class InsufficientHistoryError(ValueError):
-    """Too little (or unsuitable) price history to compute a forecast."""
-
-
-class NotFittedError(RuntimeError):
-    """``predict`` or ``save`` was called before ``fit`` or ``load``."""
-
-
-class NeuralForecaster:
+class NeuralForecaster(Servable):
     """A per-symbol neural quantile forecaster with its whole input pipeline."""
 
     family: ClassVar[str]
@@ -307,21 +299,6 @@ class NeuralForecaster:
             "baseline": baseline,
         }
 
-    def serves(self, horizon: int, variant: Variant = "trained") -> str:
-        """What a ``variant`` forecast at ``horizon`` is: ``model``, ``blend`` (of the
-        network and the fallback) or ``baseline`` (the fallback, :attr:`baseline_name`)."""
-        if variant != "trained":
-            return variant
-        weight = self.model_weights().get(horizon, 1.0)
-        return "model" if weight >= 1.0 else "baseline" if weight <= 0.0 else "blend"
-
-    @property
-    def baseline_name(self) -> str:
-        """The fallback's name (``models.fallback``): what ``baseline`` serves."""
-        if self.fallback is None:
-            raise NotFittedError(f"{type(self).__name__} is not fitted: call fit() or load()")
-        return self.fallback.name
-
     @property
     def network_served(self) -> bool:
         """Whether the network has a share in the served forecast of any horizon."""
@@ -364,44 +341,6 @@ class NeuralForecaster:
             blend=self.config.blend,
             calibrate=self.config.calibrate,
         )
-
-    def predict(
-        self, prices: pd.DataFrame, variants: Mapping[int, Variant] | None = None
-    ) -> pd.DataFrame:
-        """Forecast every horizon from the last row of ``prices``.
-
-        One row per horizon (index ``horizon``): ``target_date`` (NYSE trading days ahead),
-        ``serves`` (see :meth:`serves`), ``q<level>`` quantiles of the log return and
-        ``price_q<level>`` of the price. ``variants`` picks a :data:`Variant` per horizon
-        (default ``trained``). ``attrs`` holds ``symbol``, ``as_of``, ``last_close``,
-        ``source`` and ``version``.
-        """
-        card = self._fitted_card()
-        variants = variants or {}
-        as_of = prices.index[-1]
-        forecasts = self.predict_variants(prices, prices.index[-1:])  # features: the tail
-        chosen = [variants.get(h, "trained") for h in self.horizons]
-        log_returns = np.stack(
-            [forecasts[variant][0, h] for h, variant in enumerate(chosen)]
-        ).astype(np.float64)
-        last_close = float(prices["close"].iloc[-1])
-        labels = [f"q{q:g}" for q in self.quantiles]
-        frame = pd.DataFrame(
-            log_returns, columns=labels, index=pd.Index(self.horizons, name="horizon")
-        )
-        for label in labels:  # exp in float64: prices exact to the cent
-            frame[f"price_{label}"] = last_close * np.exp(frame[label])
-        serves = [self.serves(h, v) for h, v in zip(self.horizons, chosen, strict=True)]
-        frame.insert(0, "serves", serves)
-        frame.insert(0, "target_date", [add_trading_days(as_of, h) for h in self.horizons])
-        frame.attrs = {
-            "symbol": card.symbol,
-            "as_of": as_of,
-            "last_close": last_close,
-            "source": prices.attrs.get("source"),
-            "version": card.version,
-        }
-        return frame
 
     def warm_up(self) -> None:
         """Compile single-window inference now (the first forecast would pay for it)."""
@@ -503,11 +442,6 @@ class NeuralForecaster:
             padded[: len(batch)] = batch
             out.append(self._infer(*self._weights, tf.constant(padded)).numpy()[: len(batch)])
         return np.concatenate(out)
-
-    def _fitted_card(self) -> ModelCard:
-        if self.card is None:
-            raise NotFittedError(f"{type(self).__name__} is not fitted: call fit() or load()")
-        return self.card
 
     def _check_history(self, prices: pd.DataFrame, first_position: int, symbol: str) -> None:
         needed = self._fitted_card().features.price_columns

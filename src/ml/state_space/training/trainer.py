@@ -23,9 +23,9 @@ import pandas as pd
 
 from ml.state_space.data.quality import validate_price_data
 from ml.state_space.evaluation.metrics import evaluate_forecasts
-from ml.state_space.models.base import forward_log_returns
+from ml.state_space.models.base import Forecaster, forward_log_returns
 from ml.state_space.models.mamba.forecaster import MambaForecaster
-from ml.state_space.models.neural import NeuralForecaster, span
+from ml.state_space.models.neural import span
 from ml.state_space.training.config import TrainingConfig, holdout_rows
 from ml.state_space.training.loop import EpochCallback, best_epoch
 
@@ -42,15 +42,16 @@ class TrainingResult:
     metrics: dict[str, Any]
 
 
-def holdout(prices: pd.DataFrame, config: TrainingConfig) -> tuple[pd.DataFrame, pd.DatetimeIndex]:
+def holdout(
+    prices: pd.DataFrame, test_fraction: float, embargo: int
+) -> tuple[pd.DataFrame, pd.DatetimeIndex]:
     """``(fit_prices, test_origins)`` for the most recent ``test_fraction`` of the feature rows.
 
-    Test origins are the block's rows whose longest-horizon target exists. The fit history
-    ends ``max(horizons)`` rows before the first test origin, so the target of every
-    training window lies at least that many trading days before the test block.
+    Test origins are the block's rows whose longest-horizon target exists (``embargo``,
+    the longest horizon). The fit history ends ``embargo`` rows before the first test
+    origin, so every training target lies before the test block.
     """
-    embargo = config.generator().max_horizon
-    n_test = holdout_rows(len(prices), config.test_fraction)
+    n_test = holdout_rows(len(prices), test_fraction)
     first_test = len(prices) - n_test
     origins = prices.index[first_test : len(prices) - embargo]
     return prices.iloc[: first_test - embargo], origins
@@ -75,16 +76,12 @@ def train_symbol(
     if config.days is not None:
         prices = prices.iloc[-config.days :]
     validate_price_data(prices, symbol, min_rows=config.min_history())
-    fit_prices, origins = holdout(prices, config)
+    fit_prices, origins = holdout(prices, config.test_fraction, max(config.model.horizons))
     forecaster = MambaForecaster(training_config=config).fit(
         fit_prices, symbol=symbol, work_dir=work_dir, on_epoch=on_epoch, refit=False
     )
     quantiles = forecaster.predict_quantiles(prices, origins)  # (n, H, Q)
-    actual, train_drift = _outcomes(prices, fit_prices, origins, config.model.horizons)
-    test_metrics = evaluate_forecasts(
-        actual, quantiles, config.model.horizons, config.model.quantiles, train_drift
-    )
-    test_table = _forecast_table(prices, origins, actual, quantiles, forecaster)
+    test_metrics, test_table = score_test_block(prices, fit_prices, origins, quantiles, forecaster)
     if config.refit:
         forecaster.refit(prices)
     seconds = time.perf_counter() - started
@@ -109,6 +106,22 @@ def train_symbol(
     return TrainingResult(symbol, forecaster.to_bytes(), card.to_dict(), metrics)
 
 
+def score_test_block(
+    prices: pd.DataFrame,
+    fit_prices: pd.DataFrame,
+    origins: pd.DatetimeIndex,
+    quantiles: np.ndarray,
+    forecaster: Forecaster,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The test metrics per horizon (against the random walk and the fit history's drift)
+    and the per-window forecast table of (n, H, Q) ``quantiles`` made at ``origins``."""
+    actual, train_drift = _outcomes(prices, fit_prices, origins, forecaster.horizons)
+    metrics = evaluate_forecasts(
+        actual, quantiles, forecaster.horizons, forecaster.quantiles, train_drift
+    )
+    return metrics, _forecast_table(prices, origins, actual, quantiles, forecaster)
+
+
 def _outcomes(
     prices: pd.DataFrame,
     fit_prices: pd.DataFrame,
@@ -127,7 +140,7 @@ def _forecast_table(
     origins: pd.DatetimeIndex,
     actual: np.ndarray,
     quantiles: np.ndarray,
-    forecaster: NeuralForecaster,
+    forecaster: Forecaster,
 ) -> dict[str, Any]:
     """Test-block forecasts vs outcomes, for plots, audits and the parity test."""
     table: dict[str, Any] = {
