@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -106,3 +108,29 @@ def test_trees_of_another_model_are_refused(trained):
 def test_only_the_gated_model_is_trained_for_serving():
     with pytest.raises(ValueError, match="gated"):
         GBMTraining(gbm=GBMConfig(gate=False))
+
+
+def test_cli_trains_every_symbol_with_data_and_reports_the_others(tmp_path, monkeypatch, capsys):
+    from ml.state_space.training import gbm_trainer
+    from scripts.train_gbm_models import main
+
+    small = GBMConfig(max_trees=20, min_data_in_leaf=200, learning_rate=0.1)
+    monkeypatch.setattr(gbm_trainer, "GBMTraining", lambda seed: GBMTraining(gbm=small, seed=seed))
+    models = tmp_path / "lgbm"
+    argv = ["--symbols", "AAPL,MSFT,NODATA1", "--offline", "--models-dir", str(models)]
+    monkeypatch.setenv("MAMBA_FORECAST_CACHE_DIR", str(tmp_path / "cache"))
+    assert main(argv) == 0
+    registry = ModelRegistry(models)
+    assert registry.symbols() == ["AAPL", "MSFT"]
+    assert set(registry.load_metrics("AAPL")["test"]) == {"h1", "h5", "h10", "h30"}
+    [run_file] = (models / "runs").glob("*.json")
+    statuses = {o["symbol"]: o["status"] for o in json.loads(run_file.read_text())["outcomes"]}
+    assert statuses == {"AAPL": "trained", "MSFT": "trained", "NODATA1": "no_data"}
+    assert "skill h30" in capsys.readouterr().out
+
+
+def test_cli_rejects_malformed_symbols_before_any_work(tmp_path, capsys):
+    from scripts.train_gbm_models import main
+
+    assert main(["--symbols", "AAPL,../etc", "--models-dir", str(tmp_path)]) == 2
+    assert "../etc" in capsys.readouterr().err and not (tmp_path / "runs").exists()
