@@ -78,3 +78,24 @@ def test_models_of_one_architecture_share_one_inference_function(histories):
         np.testing.assert_allclose(
             model.infer_scaled(windows[:1]), direct[:1], rtol=1e-5, atol=1e-6
         )
+
+
+def test_seeding_draws_what_keras_seeding_draws_and_keeps_compiled_functions():
+    import keras
+    import tensorflow as tf
+
+    from ml.state_space.models.mamba.model import MambaConfig, build_model
+    from ml.state_space.training.compiled import set_random_seed
+
+    def draws(seed_with):
+        seed_with(11)
+        network = build_model(MambaConfig(d_model=16, n_layers=1, seq_len=20), 5)
+        noise = keras.random.normal((4,)), keras.random.dropout(keras.ops.ones((8,)), 0.5)
+        return [*network.get_weights(), *(np.asarray(n) for n in noise), np.random.rand(3)]
+
+    ours, keras_own = draws(set_random_seed), draws(keras.utils.set_random_seed)
+    for mine, theirs in zip(ours, keras_own, strict=True):
+        np.testing.assert_array_equal(mine, theirs)
+    tf.random.set_seed(None)
+    set_random_seed(3)
+    assert tf.compat.v1.get_seed(None) == (None, None)  # TensorFlow's seed (and caches) untouched

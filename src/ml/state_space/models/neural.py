@@ -66,7 +66,13 @@ from ml.state_space.models.servable import (
     Servable,
     Variant,
 )
-from ml.state_space.training.compiled import INFERENCE, NETWORKS, copy_variables, weights_of
+from ml.state_space.training.compiled import (
+    INFERENCE,
+    NETWORKS,
+    copy_variables,
+    set_random_seed,
+    weights_of,
+)
 from ml.state_space.training.config import TrainingConfig
 from ml.state_space.training.loop import EpochCallback, best_epoch, fit_network, refit_network
 
@@ -164,7 +170,7 @@ class NeuralForecaster(Servable):
         started = time.perf_counter()
         config = self.config
         symbol = symbol or prices.attrs.get("symbol") or "UNKNOWN"
-        keras.utils.set_random_seed(config.seed)
+        set_random_seed(config.seed)
         if config.days is not None:
             prices = prices.iloc[-config.days :]
         quality = validate_price_data(prices, symbol, min_rows=config.min_history(0.0))
@@ -240,7 +246,7 @@ class NeuralForecaster(Servable):
         split = split_sequences(features, prices["close"], config.generator(), 0.0, 0.0)
         if config.target_scaling == "volatility":
             split = _volatility_scaled(split, prices, self.horizons)
-        keras.utils.set_random_seed(config.seed)
+        set_random_seed(config.seed)
         network = self.build_network(features.shape[1])
         if self._initial_weights is not None:
             network.set_weights(self._initial_weights)

@@ -10,17 +10,24 @@ copies the trained variables back, so every forecaster owns its weights.
 Inference is shared the same way: :data:`INFERENCE` holds one compiled function per
 architecture that takes the weights as arguments, so loading (or reloading) a model
 compiles nothing and leaves no compiled function behind when the model is dropped.
+
+Seeding a fit must not undo that: :func:`set_random_seed` seeds what these networks draw
+from without TensorFlow's global seed, whose setter clears TensorFlow's kernel cache.
 """
 
 from __future__ import annotations
 
 import logging
+import random
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 
 import keras
 import numpy as np
 import tensorflow as tf
+from keras.src.backend.common import global_state
+from keras.src.random import seed_generator
+from keras.src.utils import rng_utils
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +66,22 @@ class CompiledNetworks:
         learning_rate = keras.ops.convert_to_numpy(fresh.optimizer.learning_rate)
         reset_optimizer(trainer.optimizer, float(learning_rate))
         return trainer
+
+
+def set_random_seed(seed: int) -> None:
+    """``keras.utils.set_random_seed`` without ``tf.random.set_seed``.
+
+    Keras draws every random number of these networks (initialisers, dropout masks) from
+    its global seed generator, and the augmentation comes from NumPy, so TensorFlow's
+    global seed decides nothing here. Setting it clears TensorFlow's kernel cache, and the
+    next call of every compiled function instantiates it again: 0.7-0.8 s on the first
+    batch of each fit of a cached train step (docs/PERFORMANCE.md). The weights are those
+    of ``keras.utils.set_random_seed`` (``tests/training/test_compiled.py``).
+    """
+    random.seed(seed)
+    np.random.seed(seed)
+    global_state.set_global_attribute(rng_utils.GLOBAL_RANDOM_SEED, seed)
+    global_state.set_global_attribute(seed_generator.GLOBAL_SEED_GENERATOR, None)
 
 
 def copy_variables(source: keras.Model, target: keras.Model) -> None:
