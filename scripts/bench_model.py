@@ -21,13 +21,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from ml.state_space.models.losses import MedianAbsoluteError, QuantileLoss
-from ml.state_space.models.mamba.model import (
-    MambaConfig,
-    build_model,
-    compile_model,
-    quantile_head,
-)
+from ml.state_space.models.heads import compile_model, quantile_head
+from ml.state_space.models.mamba.model import MambaConfig, build_model
 
 
 def lstm_baseline(config: MambaConfig, n_features: int) -> keras.Model:
@@ -36,14 +31,7 @@ def lstm_baseline(config: MambaConfig, n_features: int) -> keras.Model:
     h = keras.layers.LSTM(64, return_sequences=True)(inputs)  # (b, L, 64)
     h = keras.layers.LSTM(64)(h)  # (b, 64)
     model = keras.Model(inputs, quantile_head(h, config), name="lstm_baseline")
-    model.compile(
-        optimizer=keras.optimizers.AdamW(
-            config.learning_rate, weight_decay=config.weight_decay, clipnorm=config.clipnorm
-        ),
-        loss=QuantileLoss(config.quantiles, config.point_loss_weight, config.huber_delta),
-        metrics=[MedianAbsoluteError(config.median_index)],
-    )
-    return model
+    return compile_model(model, config, jit_compile="auto")
 
 
 def _stats(times: list[float]) -> dict[str, float]:

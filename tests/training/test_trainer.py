@@ -42,7 +42,8 @@ def test_train_symbol_returns_loadable_model_and_full_metrics(aapl, tiny_config,
     assert metadata["data"]["last_date"] == str(aapl.index[-1].date())  # then refit on all
     assert len(metadata["target_scale"]) == 2
     assert metadata["versions"]["keras"] == keras.__version__
-    assert (tmp_path / "best.weights.h5").exists()
+    assert (tmp_path / "state" / "best.npz").exists()  # the best epoch, restored
+    assert not (tmp_path / "state" / "latest.npz").exists()  # a finished fit: nothing to resume
 
 
 def test_segments_are_chronological_with_an_embargo(aapl, tiny_config, tmp_path):
@@ -106,8 +107,8 @@ def test_resume_state_truncated_by_a_crash_is_discarded_and_training_restarts(
 
     with pytest.raises(KeyboardInterrupt):
         train_symbol("AAPL", aapl, config, tmp_path, on_epoch=crash_after_second_epoch)
-    [state] = (tmp_path / "backup").rglob("*.weights.h5")
-    state.write_bytes(b"")  # what a kill during the write leaves
+    state = tmp_path / "state" / "latest.npz"
+    state.write_bytes(state.read_bytes()[:100])  # what a damaged disk leaves
     result = run_job(TrainJob("AAPL", aapl, config, str(tmp_path), resume=True))
     assert [e["epoch"] for e in result.metrics["epochs"]] == [1, 2, 3]  # from scratch
     assert "unreadable" in caplog.text

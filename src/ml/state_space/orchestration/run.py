@@ -418,7 +418,8 @@ def _restore_sigterm() -> None:
 
 
 def _terminate_workers(pool: ProcessPoolExecutor) -> None:
-    """Stop running jobs now; their BackupAndRestore state lets ``--resume`` continue them."""
+    """Stop running jobs now; their saved state (``training.loop.FitState``) lets
+    ``--resume`` continue them."""
     terminate = getattr(pool, "terminate_workers", None)  # Python 3.14+
     if terminate is not None:
         terminate()
