@@ -9,10 +9,35 @@ another schema version with a message that says to retrain.
 
 from __future__ import annotations
 
+import platform
+import uuid
 from dataclasses import MISSING, asdict, dataclass, field, fields
+from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
+import pandas as pd
+
+import ml.state_space
+
 CARD_SCHEMA_VERSION = 1
+
+
+def new_version() -> tuple[str, str]:
+    """A new model version's name (time-ordered, unique) and its ISO ``trained_at``."""
+    now = datetime.now(UTC)
+    return f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}", now.isoformat(timespec="seconds")
+
+
+def library_versions(**frameworks: str) -> dict[str, str]:
+    """The versions a card records: this package, ``frameworks``, NumPy, pandas, Python."""
+    return {
+        "package": ml.state_space.__version__,
+        **frameworks,
+        "numpy": np.__version__,
+        "pandas": pd.__version__,
+        "python": platform.python_version(),
+    }
 
 
 class CardSchemaError(ValueError):

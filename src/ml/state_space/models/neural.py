@@ -16,13 +16,10 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import platform
 import tempfile
 import time
-import uuid
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
@@ -31,7 +28,6 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-import ml.state_space
 from ml.state_space.atomic import atomic_write_bytes, atomic_write_json
 from ml.state_space.data.quality import validate_price_data
 from ml.state_space.features.engineer import TimeSeriesFeatureEngineer
@@ -47,7 +43,14 @@ from ml.state_space.models.base import (
     horizon_volatility,
     origin_positions,
 )
-from ml.state_space.models.card import DataWindow, FeatureSpec, ModelCard, WindowSpan
+from ml.state_space.models.card import (
+    DataWindow,
+    FeatureSpec,
+    ModelCard,
+    WindowSpan,
+    library_versions,
+    new_version,
+)
 from ml.state_space.models.fallback import (
     FALLBACKS,
     Fallback,
@@ -505,12 +508,12 @@ def _card(
     split: SequenceSplit,
     quality: Any,
 ) -> ModelCard:
-    trained_at = datetime.now(UTC)
+    version, trained_at = new_version()
     return ModelCard(
         family=family,
         symbol=symbol,
-        version=f"{trained_at:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}",
-        trained_at=trained_at.isoformat(timespec="seconds"),
+        version=version,
+        trained_at=trained_at,
         training_seconds=0.0,
         config=config.to_dict(),
         features=FeatureSpec(
@@ -524,12 +527,5 @@ def _card(
         data=data_window(prices),
         split={"train": span(split.train.anchor_dates), "val": span(split.val.anchor_dates)},
         data_quality=quality.to_dict(),
-        versions={
-            "package": ml.state_space.__version__,
-            "keras": keras.__version__,
-            "tensorflow": tf.__version__,
-            "numpy": np.__version__,
-            "pandas": pd.__version__,
-            "python": platform.python_version(),
-        },
+        versions=library_versions(keras=keras.__version__, tensorflow=tf.__version__),
     )

@@ -12,21 +12,22 @@ its own gate weights and fallback (``models.gbm.GBMSeriesForecaster``).
 from __future__ import annotations
 
 import logging
-import platform
 import time
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 import lightgbm as lgb
-import numpy as np
 import pandas as pd
 
-import ml.state_space
 from ml.state_space.data.quality import DataQualityError, QualityReport, validate_price_data
 from ml.state_space.models.base import DEFAULT_HORIZONS, DEFAULT_QUANTILES
-from ml.state_space.models.card import FeatureSpec, ModelCard, WindowSpan
+from ml.state_space.models.card import (
+    FeatureSpec,
+    ModelCard,
+    WindowSpan,
+    library_versions,
+    new_version,
+)
 from ml.state_space.models.fallback import fallback_min_rows, fallback_to_dict
 from ml.state_space.models.gbm import GBMConfig, GlobalQuantileGBM
 from ml.state_space.models.neural import data_window, span
@@ -131,12 +132,12 @@ def _card(
     series = model.series(symbol)
     longest = max(model.horizons)  # validation origins whose every target is known
     validation = span(prices.index[-longest - model.config.validation_rows : -longest])
-    trained_at = datetime.now(UTC)
+    version, trained_at = new_version()
     return ModelCard(
         family=FAMILY,
         symbol=symbol,
-        version=f"{trained_at:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}",
-        trained_at=trained_at.isoformat(timespec="seconds"),
+        version=version,
+        trained_at=trained_at,
         training_seconds=seconds,
         config=model.to_dict(),
         features=FeatureSpec(
@@ -147,13 +148,7 @@ def _card(
         data=data_window(prices),
         split={"val": validation, "test": test},
         data_quality=quality.to_dict(),
-        versions={
-            "package": ml.state_space.__version__,
-            "lightgbm": lgb.__version__,
-            "numpy": np.__version__,
-            "pandas": pd.__version__,
-            "python": platform.python_version(),
-        },
+        versions=library_versions(lightgbm=lgb.__version__),
         correction=series.correction.to_dict(),
         fallback=fallback_to_dict(series.fallback),
     )
