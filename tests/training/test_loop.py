@@ -76,3 +76,48 @@ def test_a_refit_replays_the_learning_rates_it_is_given():
     refit_network(model, windows, np.ones(2, "float32"), config, [0.01, 0.004, 0.002], "TEST")
     assert float(model.optimizer.learning_rate) == pytest.approx(0.002)
     assert int(model.optimizer.iterations) == 3 * (256 // config.batch_size)
+
+
+@pytest.mark.parametrize("supervised_steps", [1, 3])
+def test_run_epochs_trains_exactly_as_keras_fit(supervised_steps):
+    """Same weights bit for bit (XLA step, dropout, augmentation, shuffling), same
+    callback calls (a plateau cut on the training loss) and the same epoch losses."""
+    from ml.state_space.features.augment import DataAugmentor
+    from ml.state_space.models.heads import compile_model
+    from ml.state_space.models.mamba.model import MambaConfig, build_model
+    from ml.state_space.training.compiled import set_random_seed
+    from ml.state_space.training.loop import TrainingBatches, run_epochs
+    from scripts.bench_fit_loop import KerasBatches
+
+    config = MambaConfig(
+        d_model=16, n_layers=2, d_state=4, head_dim=8, seq_len=12, horizons=(1, 5), chunk_size=4
+    )
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(150, 12, 3)).astype("float32")
+    y = (0.02 * rng.normal(size=(150, 2))).astype("float32")
+
+    def train(run) -> tuple[keras.Model, list[float]]:
+        set_random_seed(3)
+        network = compile_model(build_model(config, 3, supervised_steps), config)
+        batches = TrainingBatches(x, y, 8, DataAugmentor(seed=3), 3, supervised_steps)
+        plateau = keras.callbacks.ReduceLROnPlateau(
+            monitor="loss", factor=0.5, patience=0, min_delta=1e9, min_lr=0.0
+        )
+        losses = run(network, batches, [plateau])
+        return network, losses
+
+    fitted, fit_losses = train(
+        lambda network, batches, callbacks: network.fit(
+            KerasBatches(batches), shuffle=False, epochs=3, callbacks=callbacks, verbose=0
+        ).history["loss"]
+    )
+    looped, loop_losses = train(
+        lambda network, batches, callbacks: [
+            epoch["loss"] for epoch in run_epochs(network, batches, 3, callbacks)
+        ]
+    )
+    for ours, theirs in zip(looped.variables, fitted.variables, strict=True):
+        np.testing.assert_array_equal(np.asarray(ours), np.asarray(theirs))
+    assert loop_losses == pytest.approx(fit_losses, rel=1e-6)
+    rates = [float(n.optimizer.learning_rate) for n in (looped, fitted)]
+    assert rates == pytest.approx([0.25e-3, 0.25e-3])  # cut at the end of epochs 2 and 3

@@ -1,4 +1,4 @@
-"""The Keras fit loop of one network: shuffled augmented batches, callbacks, epoch log.
+"""The fit loop of one network: shuffled augmented batches, Keras callbacks, epoch log.
 
 Early stopping, learning-rate decay and the best-epoch checkpoint all watch the
 validation block only; the test years never reach this module.
@@ -6,15 +6,14 @@ validation block only; the test years never reach this module.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import shutil
 import time
 import zipfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
 import keras
 import numpy as np
@@ -69,14 +68,7 @@ def fit_network(
         ),
         epoch_log,
     ]
-    with train_batches.released():
-        network.fit(
-            train_batches,
-            shuffle=False,  # TrainingBatches permutes every epoch from its own seeded generator
-            epochs=config.epochs,
-            callbacks=callbacks,
-            verbose=0,
-        )
+    run_epochs(network, train_batches, config.epochs, callbacks)
     history = epoch_log.epochs
     if not history or not np.isfinite(history[-1]["loss"]):
         raise TrainingDivergedError(
@@ -152,15 +144,10 @@ def refit_network(
         supervised_steps=config.output_steps,
     )
     schedule = keras.callbacks.LearningRateScheduler(lambda epoch, _: float(learning_rates[epoch]))
-    with batches.released():
-        fitted = network.fit(
-            batches,
-            shuffle=False,
-            epochs=len(learning_rates),
-            callbacks=[schedule, keras.callbacks.TerminateOnNaN()],
-            verbose=0,
-        )
-    losses = fitted.history.get("loss", [])
+    history = run_epochs(
+        network, batches, len(learning_rates), [schedule, keras.callbacks.TerminateOnNaN()]
+    )
+    losses = [epoch["loss"] for epoch in history]
     if len(losses) < len(learning_rates) or not np.isfinite(losses[-1]):
         raise TrainingDivergedError(
             f"Refit of {symbol} diverged (loss is NaN/inf at epoch {len(losses)})."
@@ -174,7 +161,51 @@ def best_epoch(history: list[dict[str, Any]]) -> int | None:
     return min(scored, key=lambda e: e["val_loss"])["epoch"] if scored else None
 
 
-class TrainingBatches(keras.utils.PyDataset):
+def run_epochs(
+    network: keras.Model,
+    batches: TrainingBatches,
+    epochs: int,
+    callbacks: Sequence[keras.callbacks.Callback],
+) -> list[dict[str, float]]:
+    """Keras's ``fit`` loop over ``batches`` through ``train_on_batch``: the same steps in
+    the same order, the same callback calls, and epoch logs that average the batches'.
+
+    ``fit`` wraps a ``PyDataset`` in a ``tf.data`` pipeline (a generator thread and a
+    prefetch buffer) built anew every epoch: with epochs of a dozen batches that cost
+    ~0.4 s an epoch and left a worker's core idle a fifth of the time
+    (docs/PERFORMANCE.md). As in ``fit``, a callback that sets ``model._initial_epoch``
+    when training begins (a resume) skips the epochs already run. Returns the epochs'
+    logs.
+    """
+    hooks = keras.callbacks.CallbackList(
+        list(callbacks), model=network, epochs=epochs, steps=len(batches), verbose=0
+    )
+    network.stop_training = False
+    # Keras's fit reads two batches to learn their signature, then starts the epoch
+    # anew: its first epoch trains on the second draw, and so does this loop's
+    batches.on_epoch_end()
+    hooks.on_train_begin()
+    history: list[dict[str, float]] = []
+    for epoch in range(network._initial_epoch or 0, epochs):
+        hooks.on_epoch_begin(epoch)
+        totals: dict[str, float] = {}
+        for step in range(len(batches)):
+            hooks.on_train_batch_begin(step)
+            logs = network.train_on_batch(*batches[step], return_dict=True)
+            hooks.on_train_batch_end(step, logs)
+            for name, value in logs.items():
+                totals[name] = totals.get(name, 0.0) + float(value)
+        batches.on_epoch_end()
+        epoch_logs = {name: total / len(batches) for name, total in totals.items()}
+        hooks.on_epoch_end(epoch, epoch_logs)
+        history.append(epoch_logs)
+        if network.stop_training:
+            break
+    hooks.on_train_end(history[-1] if history else None)
+    return history
+
+
+class TrainingBatches:
     """Shuffled training batches, freshly augmented every epoch (seeded, reproducible).
 
     ``x`` (N, L, F) and ``y`` (N, H) are the windows of one segment, window ``i + 1``
@@ -193,7 +224,6 @@ class TrainingBatches(keras.utils.PyDataset):
         seed: int,
         supervised_steps: int = 1,
     ) -> None:
-        super().__init__()
         if not 1 <= supervised_steps <= len(x):
             raise ValueError(f"supervised_steps={supervised_steps} needs as many windows")
         self.x, self.y, self.batch_size, self.augmentor = x, y, batch_size, augmentor
@@ -214,16 +244,6 @@ class TrainingBatches(keras.utils.PyDataset):
             return self._epoch_x[rows], self.y[ends]  # (b, L, F), (b, H)
         targets = self.y[ends[:, None] + np.arange(1 - self.steps, 1)]  # (b, K, H)
         return self._epoch_x[rows], targets
-
-    @contextlib.contextmanager
-    def released(self) -> Iterator[Self]:
-        """Drop the windows when the fit using them ends: Keras's TensorFlow data adapter
-        keeps a reference to this dataset past the fit, which held ~125 MB per full-history
-        fit in a worker process (docs/PERFORMANCE.md)."""
-        try:
-            yield self
-        finally:
-            self.x = self.y = self._epoch_x = np.empty((0,), np.float32)
 
     def on_epoch_end(self) -> None:
         phase = self._rng.integers(self.steps) if self.steps > 1 else 0
