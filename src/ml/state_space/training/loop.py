@@ -171,11 +171,11 @@ def run_epochs(
     the same order, the same callback calls, and epoch logs that average the batches'.
 
     ``fit`` wraps a ``PyDataset`` in a ``tf.data`` pipeline (a generator thread and a
-    prefetch buffer) built anew every epoch: with epochs of a dozen batches that cost
-    ~0.4 s an epoch and left a worker's core idle a fifth of the time
-    (docs/PERFORMANCE.md). As in ``fit``, a callback that sets ``model._initial_epoch``
-    when training begins (a resume) skips the epochs already run. Returns the epochs'
-    logs.
+    prefetch buffer) built anew every epoch: on the one core a worker has, its epochs of
+    a dozen batches took 1.5x as long, the core busy 71% of the time
+    (``scripts/bench_fit_loop.py``, docs/PERFORMANCE.md). As in ``fit``, a callback that
+    sets ``model._initial_epoch`` when training begins (a resume) skips the epochs
+    already run. Returns the epochs' logs.
     """
     hooks = keras.callbacks.CallbackList(
         list(callbacks), model=network, epochs=epochs, steps=len(batches), verbose=0
