@@ -60,7 +60,7 @@ class CompiledNetworks:
         while len(self._networks) > self.capacity:
             self._networks.popitem(last=False)
         copy_variables(fresh, trainer)
-        # FitState sets this when it resumes a fit, and Keras never clears it: a later
+        # FitState sets this when it resumes a fit, and nothing clears it: a later
         # fit of the same network would start at that epoch
         trainer._initial_epoch = None
         learning_rate = keras.ops.convert_to_numpy(fresh.optimizer.learning_rate)

@@ -305,7 +305,7 @@ class FitState(keras.callbacks.Callback):
     def on_train_begin(self, logs: dict | None = None) -> None:
         epochs = self._load(self.directory / LATEST_FILE)
         if epochs is not None:
-            self.model._initial_epoch = epochs  # read by Model.fit, as BackupAndRestore does
+            self.model._initial_epoch = epochs  # read by run_epochs, as by Keras's fit
             logger.info("resuming after epoch %d from %s", epochs, self.directory)
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
