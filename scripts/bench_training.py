@@ -7,7 +7,9 @@ symbols (offline, into a scratch models dir) and reports, per run:
 - CPU utilisation: user + system CPU seconds of the whole process tree / (wall x cores);
 - the compile cost: each symbol's first epoch / its median later epoch (per worker, the
   first symbol compiles; later symbols of the same shape should not);
-- peak RSS summed over the process tree, and of the largest single process (a worker).
+- peak RSS summed over the process tree, and of the largest single process (a worker);
+- the share of the workers' time spent inside fits: the symbols' training seconds over
+  (workers x wall); the rest is start-up, data loading, saving and the tail.
 
 Prints one JSON line per run plus a table.
 
@@ -31,6 +33,8 @@ import time
 from pathlib import Path
 
 import psutil
+
+from ml.state_space.orchestration.run import local_workers
 
 TRAIN = Path(__file__).resolve().parent / "train_mamba_models.py"
 
@@ -109,6 +113,7 @@ def run_once(symbols: str, parallel: int, extra: list[str]) -> dict:
     trained = [o for o in run["outcomes"] if o["status"] == "trained"]
     seconds = sorted(o["seconds"] for o in trained)
     cores = os.cpu_count() or 1
+    workers = min(local_workers(parallel), len(trained)) or 1
     return {
         "parallel": parallel,
         "exit_code": process.returncode,
@@ -118,6 +123,7 @@ def run_once(symbols: str, parallel: int, extra: list[str]) -> dict:
         "per_symbol_median_s": round(seconds[len(seconds) // 2], 1) if seconds else None,
         "per_symbol_max_s": round(seconds[-1], 1) if seconds else None,
         "cpu_utilisation": round(cpu / (wall * cores), 3),
+        "fit_time_share": round(sum(seconds) / (wall * workers), 3),
         "first_epoch_ratio_max": round(max(ratios), 2) if ratios else None,
         "first_epoch_ratio_median": round(statistics.median(ratios), 2) if ratios else None,
         "first_epoch_ratios": [round(r, 2) for r in ratios],
