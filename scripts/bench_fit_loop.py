@@ -74,7 +74,7 @@ def main() -> None:
     x = rng.normal(size=(args.windows, config.seq_len, args.features)).astype("float32")
     y = (0.02 * rng.normal(size=(args.windows, config.n_horizons))).astype("float32")
     network = compile_model(build_model(config, args.features, output_steps=steps), config)
-    batches = TrainingBatches(x, y, 64, DataAugmentor(seed=0), seed=0, supervised_steps=steps)
+    batches = TrainingBatches([(x, y)], 64, DataAugmentor(seed=0), seed=0, supervised_steps=steps)
     loops = {
         "run_epochs": lambda: run_epochs(network, batches, args.epochs, []),
         "keras_fit": lambda: network.fit(

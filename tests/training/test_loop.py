@@ -59,21 +59,18 @@ def test_validation_loss_on_padded_batches_equals_keras_evaluate():
 
 
 def test_a_refit_replays_the_learning_rates_it_is_given():
-    from ml.state_space.features.windows import WindowSet
     from ml.state_space.training.loop import refit_network
     from tests.conftest import tiny_training_config
 
     model = keras.Sequential([keras.Input((4, 2)), keras.layers.Flatten(), keras.layers.Dense(2)])
     model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.1), loss="mse")
     rng = np.random.default_rng(0)
-    windows = WindowSet(
+    segment = (
         rng.normal(size=(256, 4, 2)).astype("float32"),
         rng.normal(size=(256, 2)).astype("float32"),
-        None,
-        None,
     )
     config = tiny_training_config(augment=False, supervised_steps=1)  # a one-step network
-    refit_network(model, windows, np.ones(2, "float32"), config, [0.01, 0.004, 0.002], "TEST")
+    refit_network(model, [segment], config, [0.01, 0.004, 0.002], "TEST")
     assert float(model.optimizer.learning_rate) == pytest.approx(0.002)
     assert int(model.optimizer.iterations) == 3 * (256 // config.batch_size)
 
@@ -99,7 +96,7 @@ def test_run_epochs_trains_exactly_as_keras_fit(supervised_steps):
     def train(run) -> tuple[keras.Model, list[float]]:
         set_random_seed(3)
         network = compile_model(build_model(config, 3, supervised_steps), config)
-        batches = TrainingBatches(x, y, 8, DataAugmentor(seed=3), 3, supervised_steps)
+        batches = TrainingBatches([(x, y)], 8, DataAugmentor(seed=3), 3, supervised_steps)
         plateau = keras.callbacks.ReduceLROnPlateau(
             monitor="loss", factor=0.5, patience=0, min_delta=1e9, min_lr=0.0
         )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import keras
 import numpy as np
 import pytest
@@ -67,7 +69,7 @@ def test_an_epoch_targets_every_origin_once_through_every_kth_window():
     n, steps = 103, 4
     x = np.arange(n, dtype="f4")[:, None, None] * np.ones((1, 2, 1), "f4")  # window i: value i
     y = np.arange(n, dtype="f4")[:, None] * np.ones((1, 3), "f4")  # origin i: target i
-    batches = TrainingBatches(x, y, batch_size=5, augmentor=None, seed=0, supervised_steps=steps)
+    batches = TrainingBatches([(x, y)], 5, augmentor=None, seed=0, supervised_steps=steps)
     assert len(batches) == ((n - steps + 1) // steps) // 5
     phases = set()
     for _ in range(6):
@@ -89,7 +91,7 @@ def test_one_supervised_step_batches_every_window():
     n = 40
     x = np.arange(n, dtype="f4")[:, None, None]
     y = np.arange(n, dtype="f4")[:, None]
-    batches = TrainingBatches(x, y, batch_size=8, augmentor=None, seed=0)
+    batches = TrainingBatches([(x, y)], batch_size=8, augmentor=None, seed=0)
     seen = [batches[i] for i in range(len(batches))]
     assert len(seen) == 5
     values = np.concatenate([xb[:, 0, 0] for xb, _ in seen])
@@ -111,6 +113,25 @@ def test_validation_scores_the_last_step_of_a_several_step_network():
         callback.on_epoch_end(0, logs)
         scores.append(logs)
     assert scores[0] == pytest.approx(scores[1], rel=1e-5)
+
+
+@pytest.mark.parametrize("family", ["mamba", "lstm"])
+def test_a_forecaster_validates_the_training_networks_weights_through_its_served_network(
+    family,
+):
+    """Validation forecasts run through the served one-step network's inference
+    function, with the weights the training network has now (not the template's)."""
+    from ml.state_space.models.neural import FAMILIES
+
+    config = TrainingConfig(model=replace(CONFIG, jit_compile=False), supervised_steps=STEPS)
+    forecaster = FAMILIES[family](training_config=config)
+    keras.utils.set_random_seed(1)
+    template = forecaster.build_network(N_FEATURES)
+    trainer = forecaster.build_network(N_FEATURES, STEPS)  # other initial weights
+    x = windows(300)  # more than one inference batch
+    predicted = forecaster.validation_predict(template)(trainer, x)
+    np.testing.assert_allclose(predicted, np.asarray(trainer(x))[:, -1], atol=1e-5)
+    assert not np.allclose(predicted, np.asarray(template(x)), atol=1e-3)
 
 
 def test_supervised_steps_are_at_most_a_window_and_count_in_the_history_needed():

@@ -5,6 +5,7 @@ import pytest
 from ml.state_space.data.quality import DataQualityError
 from ml.state_space.data.sources import load_bundled
 from ml.state_space.training.trainer import train_symbol
+from tests.conftest import tiny_training_config
 
 
 @pytest.fixture(scope="module")
@@ -112,3 +113,9 @@ def test_resume_state_truncated_by_a_crash_is_discarded_and_training_restarts(
     result = run_job(TrainJob("AAPL", aapl, config, str(tmp_path), resume=True))
     assert [e["epoch"] for e in result.metrics["epochs"]] == [1, 2, 3]  # from scratch
     assert "unreadable" in caplog.text
+
+
+def test_the_per_symbol_trainer_refuses_a_pooled_configuration(tmp_path):
+    prices = load_bundled("KO")
+    with pytest.raises(ValueError, match="pooled"):
+        train_symbol("KO", prices, tiny_training_config(pooled=True), tmp_path)

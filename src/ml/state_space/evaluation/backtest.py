@@ -9,9 +9,10 @@ trading day of ``Y`` (features as of that day). The result is one long table,
 the same windows. See ``docs/EVALUATION.md``.
 
 One task per (symbol, fold, model, seed) runs in a process pool (or on Dask); a
-baseline task costs milliseconds. A *global* model (``lgbm``) is one task per (fold,
-seed): it is fitted on every symbol's history before the fold, with one cut-off date
-for all, and forecasts each symbol. With ``warm_start`` a neural model's folds of one
+baseline task costs milliseconds. A *global* model (``lgbm``, or a neural model with
+``TrainingConfig.pooled``: one network for all series) is one task per (fold, seed): it
+is fitted on every symbol's history before the fold, with one cut-off date for all, and
+forecasts each symbol. With ``warm_start`` a neural model's folds of one
 symbol run in year order in one task, each fit starting from the previous fold's
 weights. Several seeds make a seed ensemble of a neural model: its quantiles are
 averaged.
@@ -37,6 +38,8 @@ from ml.state_space.models.garch import DriftGarch, DriftGarchFHS, Garch
 from ml.state_space.models.gbm import GBMConfig, GlobalQuantileGBM
 from ml.state_space.models.lstm import LSTMForecaster
 from ml.state_space.models.mamba.forecaster import MambaForecaster
+from ml.state_space.models.neural import NeuralForecaster
+from ml.state_space.models.pooled import PooledNeuralForecaster
 from ml.state_space.training.config import TrainingConfig
 
 logger = logging.getLogger(__name__)
@@ -67,10 +70,16 @@ class BacktestConfig:
             raise ValueError("a backtest needs at least one test year and one seed")
         if "rw" not in self.models:
             raise ValueError("the random walk 'rw' is the baseline every model is scored against")
+        if self.warm_start and self.training.pooled:
+            raise ValueError("warm starts are for per-series networks, not pooled ones")
 
     @property
     def horizons(self) -> tuple[int, ...]:
         return self.training.model.horizons
+
+    def is_global(self, model: str) -> bool:
+        """Whether ``model`` is fitted once per fold on every series (one task per fold)."""
+        return model in GLOBAL_MODELS or (model in NEURAL_MODELS and self.training.pooled)
 
     @property
     def quantiles(self) -> tuple[float, ...]:
@@ -91,14 +100,14 @@ class BacktestConfig:
 
 
 def make_forecaster(model: str, config: BacktestConfig, seed: int) -> Forecaster:
-    """A fresh, unfitted forecaster of ``model`` with the backtest's horizons and quantiles."""
+    """A fresh, unfitted forecaster of ``model`` with the backtest's horizons and quantiles
+    (a pooled network's, fitted through ``fit_many``, with ``config.training.pooled``)."""
     training = replace(config.training, seed=seed)
-    neural: dict[str, Callable[[], Forecaster]] = {
-        "mamba": lambda: MambaForecaster(training_config=training),
-        "lstm": lambda: LSTMForecaster(training_config=training),
-    }
+    neural: dict[str, type[NeuralForecaster]] = {"mamba": MambaForecaster, "lstm": LSTMForecaster}
+    if model in neural and training.pooled:
+        return PooledNeuralForecaster(neural[model], training)
     if model in neural:
-        return neural[model]()
+        return neural[model](training_config=training)
     if model == "lgbm":
         return GlobalQuantileGBM(config.horizons, config.quantiles, config.gbm, seed)
     baseline: dict[str, type[Baseline]] = {
@@ -303,7 +312,7 @@ def plan_tasks(
     tasks: list[Task] = []
     groups: dict[tuple[Any, ...], list[BacktestTask]] = {}
     for fit in fits:
-        if fit.model in GLOBAL_MODELS:
+        if config.is_global(fit.model):
             groups.setdefault(("global", fit.model, fit.seed, fit.year), []).append(fit)
         elif fit.model in NEURAL_MODELS and config.warm_start:
             groups.setdefault(("warm", fit.model, fit.seed, fit.symbol), []).append(fit)

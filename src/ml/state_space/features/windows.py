@@ -33,8 +33,9 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class WindowSet:
-    """Windows of one segment: ``x`` (n, seq_len, F) float32, ``y`` (n, H) float32 forward log
-    returns, the anchor date and close of each window's last row."""
+    """Windows of one segment: ``x`` (n, seq_len, F) float32 (a read-only view of the
+    segment's rows), ``y`` (n, H) float32 forward log returns, the anchor date and close of
+    each window's last row."""
 
     x: np.ndarray
     y: np.ndarray
@@ -91,13 +92,16 @@ class SequenceGenerator:
                 np.empty(0),
             )
         first = (n_anchor - 1) % self.stride  # so that the last possible window is included
-        view = sliding_window_view(values, self.seq_len, axis=0)  # (T - seq_len + 1, F, seq_len)
+        rows = np.ascontiguousarray(values, dtype=np.float32)
+        view = sliding_window_view(rows, self.seq_len, axis=0)  # (T - seq_len + 1, F, seq_len)
+        # a read-only view of the rows: window i is the contiguous block of rows i..i+L-1,
+        # so the windows cost no memory of their own (a copy is seq_len times the rows)
         x = view[first : n_anchor : self.stride].transpose(0, 2, 1)  # (n, seq_len, F)
         anchors = np.arange(first, n_anchor, self.stride) + self.seq_len - 1
         log_close = np.log(close)
         y = log_close[anchors[:, None] + np.asarray(self.horizons)] - log_close[anchors, None]
         return WindowSet(
-            np.ascontiguousarray(x, dtype=np.float32),
+            x,
             y.astype(np.float32),
             pd.DatetimeIndex(dates[anchors]),
             close[anchors].astype(np.float64),
@@ -241,8 +245,12 @@ def split_sequences(
     generator: SequenceGenerator,
     val_fraction: float = 0.15,
     test_fraction: float = 0.15,
+    normalizer: Normalizer | None = None,
 ) -> SequenceSplit:
     """Chronological, embargoed split of ``features`` (rows = dates) into normalised windows.
+
+    The normaliser is fitted on the training rows, unless ``normalizer`` (one fitted on
+    the training rows of several series) is given.
 
     ``close`` is aligned on ``features.index`` (it may cover a longer history). Targets of a
     window anchored at row ``t`` are ``log(close[t + h] / close[t])``, never reaching past the
@@ -264,7 +272,7 @@ def split_sequences(
         raise ValueError(f"features {cols} contain NaN/inf: use TimeSeriesFeatureEngineer output")
     r1, r2 = segment_bounds(len(values), generator, val_fraction, test_fraction)
     train_input_end = r1 - generator.max_horizon  # rows after it only serve as train targets
-    normalizer = Normalizer().fit(features.iloc[:train_input_end])
+    normalizer = normalizer or Normalizer().fit(features.iloc[:train_input_end])
     scaled = normalizer.transform(values)
     dates = features.index
     segments = [

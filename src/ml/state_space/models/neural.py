@@ -19,7 +19,7 @@ import logging
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
@@ -29,7 +29,7 @@ import pandas as pd
 import tensorflow as tf
 
 from ml.state_space.atomic import atomic_write_bytes, atomic_write_json
-from ml.state_space.data.quality import validate_price_data
+from ml.state_space.data.quality import QualityReport, validate_price_data
 from ml.state_space.features.engineer import TimeSeriesFeatureEngineer
 from ml.state_space.features.windows import (
     Normalizer,
@@ -77,13 +77,40 @@ from ml.state_space.training.compiled import (
     weights_of,
 )
 from ml.state_space.training.config import TrainingConfig
-from ml.state_space.training.loop import EpochCallback, best_epoch, fit_network, refit_network
+from ml.state_space.training.loop import (
+    EpochCallback,
+    Predict,
+    best_epoch,
+    fit_network,
+    refit_network,
+    scratch_dir,
+)
 
 logger = logging.getLogger(__name__)
 
 INFER_BATCH = 256  # many-origin predictions run in padded batches of this fixed size
 MODEL_FILE, CARD_FILE = "model.keras", "card.json"
 FAMILIES: dict[str, type[NeuralForecaster]] = {}
+
+
+@dataclass(frozen=True)
+class SeriesWindows:
+    """One series' prices, their data quality, features and embargoed windows."""
+
+    symbol: str
+    prices: pd.DataFrame
+    quality: QualityReport
+    engineer: TimeSeriesFeatureEngineer
+    features: pd.DataFrame
+    split: SequenceSplit
+
+    def train_segment(self) -> tuple[np.ndarray, np.ndarray]:
+        """The training windows and their targets in units of the target scale."""
+        return self.split.train.x, self.split.train.y / self.split.target_scale
+
+    def validation_segment(self) -> tuple[np.ndarray, np.ndarray]:
+        """The validation windows and their targets in units of the target scale."""
+        return self.split.val.x, self.split.val.y / self.split.target_scale
 
 
 class NeuralForecaster(Servable):
@@ -129,7 +156,7 @@ class NeuralForecaster(Servable):
         the last K steps of each window, (batch, K, H, Q)."""
         raise NotImplementedError
 
-    def _trainer(self, network: keras.Model, n_features: int) -> keras.Model:
+    def trainer_for(self, network: keras.Model, n_features: int) -> keras.Model:
         """The process's compiled training network of this shape, holding ``network``'s
         initial weights (see ``training.compiled``)."""
         config = self.config
@@ -172,47 +199,82 @@ class NeuralForecaster(Servable):
         """
         started = time.perf_counter()
         config = self.config
-        symbol = symbol or prices.attrs.get("symbol") or "UNKNOWN"
         set_random_seed(config.seed)
-        if config.days is not None:
-            prices = prices.iloc[-config.days :]
-        quality = validate_price_data(prices, symbol, min_rows=config.min_history(0.0))
-        engineer = TimeSeriesFeatureEngineer().resolve(prices)
+        series = self.prepare(prices, symbol or prices.attrs.get("symbol") or "UNKNOWN")
+        n_features = series.features.shape[1]
+        network = self.build_network(n_features)  # seeded initial state
+        self._initial_weights = self._warm_weights(warm_start, series.features.columns)
+        if self._initial_weights is not None:
+            network.set_weights(self._initial_weights)
+        trainer = self.trainer_for(network, n_features)
+        train, validation = [series.train_segment()], series.validation_segment()
+        with scratch_dir(work_dir, prefix=f"fit-{series.symbol}-") as scratch:
+            history, stop = fit_network(
+                trainer,
+                train,
+                validation,
+                config,
+                scratch,
+                series.symbol,
+                on_epoch,
+                self.validation_predict(network),
+            )
+        copy_variables(trainer, network)  # this forecaster owns its weights
+        self.adopt(network, series, history, stop)
+        if config.refit if refit is None else refit:
+            self.refit(series.prices)
+        else:
+            self.fit_fallback(series.prices)
+        self.card = replace(self.card, training_seconds=time.perf_counter() - started)
+        logger.info(
+            "%s %s fitted in %.1f s (%s)",
+            self.family,
+            series.symbol,
+            self.card.training_seconds,
+            stop,
+        )
+        return self
+
+    def prepare(
+        self,
+        prices: pd.DataFrame,
+        symbol: str,
+        engineer: TimeSeriesFeatureEngineer | None = None,
+        normalizer: Normalizer | None = None,
+    ) -> SeriesWindows:
+        """Validated prices (the last ``config.days`` rows, if set), their features
+        (``engineer``, or one resolved from the price columns) and their embargoed
+        train/validation windows (normalised by ``normalizer``, or one fitted on their
+        training rows), targets scaled as ``config.target_scaling`` says. Raises
+        ``DataQualityError`` for unusable prices."""
+        config = self.config
+        prices, quality = self._validated(prices, symbol)
+        engineer = engineer or TimeSeriesFeatureEngineer().resolve(prices)
         features = engineer.transform(prices)
         split = split_sequences(
-            features, prices["close"], config.generator(), config.val_fraction, 0.0
+            features, prices["close"], config.generator(), config.val_fraction, 0.0, normalizer
         )
         if config.target_scaling == "volatility":
             split = _volatility_scaled(split, prices, self.horizons)
-        network = self.build_network(features.shape[1])  # seeded initial state
-        self._initial_weights = self._warm_weights(warm_start, features.columns)
-        if self._initial_weights is not None:
-            network.set_weights(self._initial_weights)
-        trainer = self._trainer(network, features.shape[1])
-        if work_dir is None:
-            with tempfile.TemporaryDirectory(prefix=f"fit-{symbol}-") as scratch:
-                history, stop = fit_network(trainer, split, config, Path(scratch), symbol, on_epoch)
-        else:
-            work_dir = Path(work_dir)
-            work_dir.mkdir(parents=True, exist_ok=True)
-            history, stop = fit_network(trainer, split, config, work_dir, symbol, on_epoch)
-        copy_variables(trainer, network)  # this forecaster owns its weights
-        self.history, self.stop_reason = history, stop
-        card = _card(self.family, symbol, prices, config, engineer, features, split, quality)
+        return SeriesWindows(symbol, prices, quality, engineer, features, split)
+
+    def adopt(
+        self,
+        network: keras.Model,
+        series: SeriesWindows,
+        history: list[dict[str, Any]],
+        stop_reason: str,
+    ) -> None:
+        """Make ``network``, early-stopped on ``series``' validation block (alone or with
+        other series'), this forecaster's: its card, and the blend and calibration fitted
+        on the series' validation windows."""
+        self.history, self.stop_reason = history, stop_reason
+        card = _card(self.family, series, self.config)
         self._restore(network, card)
-        if config.blend or config.calibrate:
-            self.correction = self._fit_correction(split, prices)
+        if self.config.blend or self.config.calibrate:
+            self.correction = self._fit_correction(series.split, series.prices)
             card = replace(card, correction=self.correction.to_dict())
         self.card = card
-        if config.refit if refit is None else refit:
-            self.refit(prices)
-        else:
-            self.card = self._with_fallback(card, prices)
-        self.card = replace(self.card, training_seconds=time.perf_counter() - started)
-        logger.info(
-            "%s %s fitted in %.1f s (%s)", self.family, symbol, self.card.training_seconds, stop
-        )
-        return self
 
     def refit(self, prices: pd.DataFrame) -> Self:
         """Retrain from the seeded initial state on every window of ``prices`` (the last
@@ -230,43 +292,70 @@ class NeuralForecaster(Servable):
         stays None; the card's data window and data quality describe ``prices``).
         """
         card = self._fitted_card()
-        if not self.history:
-            raise NotFittedError("refit() needs the epoch log of a fit() of this forecaster")
-        config = self.config
-        if config.days is not None:
-            prices = prices.iloc[-config.days :]
-        quality = validate_price_data(prices, card.symbol, min_rows=config.min_history(0.0))
         if not self.network_served:
             logger.info(
                 "%s: the network serves no horizon; refitting its fallback only", card.symbol
             )
+            prices, quality = self._validated(prices, card.symbol)
             served = replace(card, data=data_window(prices), data_quality=quality.to_dict())
             self.card = self._with_fallback(served, prices)
             return self
-        features = self.engineer.transform(prices)[card.features.names]
-        epochs = best_epoch(self.history) or len(self.history)
-        rates = [record["learning_rate"] for record in self.history[:epochs]]
-        split = split_sequences(features, prices["close"], config.generator(), 0.0, 0.0)
-        if config.target_scaling == "volatility":
-            split = _volatility_scaled(split, prices, self.horizons)
-        set_random_seed(config.seed)
-        network = self.build_network(features.shape[1])
+        series = self.refit_windows(prices)
+        epochs, rates = self.refit_schedule()
+        set_random_seed(self.config.seed)
+        network = self.build_network(series.features.shape[1])
         if self._initial_weights is not None:
             network.set_weights(self._initial_weights)
-        trainer = self._trainer(network, features.shape[1])
-        refit_network(trainer, split.train, split.target_scale, config, rates, card.symbol)
+        trainer = self.trainer_for(network, series.features.shape[1])
+        refit_network(trainer, [series.train_segment()], self.config, rates, card.symbol)
         copy_variables(trainer, network)
+        self.adopt_refit(network, series, epochs)
+        return self
+
+    def refit_schedule(self) -> tuple[int, list[float]]:
+        """The refit's epochs (the early-stopped fit's best) and their learning rates."""
+        if not self.history:
+            raise NotFittedError("refit() needs the epoch log of a fit() of this forecaster")
+        epochs = best_epoch(self.history) or len(self.history)
+        return epochs, [record["learning_rate"] for record in self.history[:epochs]]
+
+    def refit_windows(
+        self, prices: pd.DataFrame, normalizer: Normalizer | None = None
+    ) -> SeriesWindows:
+        """Every window of ``prices`` (the last ``config.days`` rows, if set) as training
+        windows, through this forecaster's features, normalised by ``normalizer`` or by
+        one fitted afresh on them."""
+        card = self._fitted_card()
+        config = self.config
+        prices, quality = self._validated(prices, card.symbol)
+        features = self.engineer.transform(prices)[card.features.names]
+        split = split_sequences(features, prices["close"], config.generator(), 0.0, 0.0, normalizer)
+        if config.target_scaling == "volatility":
+            split = _volatility_scaled(split, prices, self.horizons)
+        return SeriesWindows(card.symbol, prices, quality, self.engineer, features, split)
+
+    def _validated(self, prices: pd.DataFrame, symbol: str) -> tuple[pd.DataFrame, QualityReport]:
+        """The last ``config.days`` rows of ``prices`` (all, if unset) and their data
+        quality; ``DataQualityError`` if they cannot be fitted on."""
+        config = self.config
+        if config.days is not None:
+            prices = prices.iloc[-config.days :]
+        return prices, validate_price_data(prices, symbol, min_rows=config.min_history(0.0))
+
+    def adopt_refit(self, network: keras.Model, series: SeriesWindows, epochs: int) -> None:
+        """Serve ``network``, refitted on ``series`` (:meth:`refit_windows`) for ``epochs``,
+        keeping the corrections fitted on validation; the card records the refit."""
+        split = series.split
         card = replace(
-            card,
+            self._fitted_card(),
             normalizer=split.normalizer.to_dict(),
             target_scale=[float(s) for s in split.target_scale],
-            data=data_window(prices),
-            split={**card.split, "refit": span(split.train.anchor_dates)},
-            data_quality=quality.to_dict(),
+            data=data_window(series.prices),
+            split={**self.card.split, "refit": span(split.train.anchor_dates)},
+            data_quality=series.quality.to_dict(),
             refit_epochs=epochs,
         )
-        self._restore(network, self._with_fallback(card, prices))
-        return self
+        self._restore(network, self._with_fallback(card, series.prices))
 
     # --- forecasting ---------------------------------------------------------------------
 
@@ -404,13 +493,24 @@ class NeuralForecaster(Servable):
         self.target_scale = np.asarray(card.target_scale, dtype=np.float32)
         self.correction = QuantileCorrection.from_dict(card.correction) if card.correction else None
         self.fallback = fallback_from_dict(card.fallback, self.horizons, self.quantiles)
+        self._infer = self._inference_function(network)
+        self._weights = weights_of(network)
+
+    def _inference_function(self, network: keras.Model) -> Any:
+        """The process's shared inference function of ``network``'s architecture."""
         key = json.dumps(
             [self.family, self.config.model.to_dict(), list(network.input_shape[1:])],
             sort_keys=True,
         )
-        jit = self.xla and self.config.model.jit_compile
-        self._infer = INFERENCE.function_for(key, network, jit)
-        self._weights = weights_of(network)
+        return INFERENCE.function_for(key, network, self.xla and self.config.model.jit_compile)
+
+    def validation_predict(self, network: keras.Model) -> Predict:
+        """Validation forecasts of a training network's current weights through the
+        inference function of ``network`` (a served network of the same architecture):
+        it computes the last step only, where the training network computes every
+        supervised step, and it is the function that forecasts after the fit."""
+        infer = self._inference_function(network)
+        return lambda trainer, windows: run_batched(infer, weights_of(trainer), windows)
 
     def _warm_weights(
         self, warm_start: NeuralForecaster | None, feature_names: Sequence[str]
@@ -433,24 +533,18 @@ class NeuralForecaster(Servable):
     def _new_fallback(self) -> Fallback:
         return FALLBACKS[self.config.fallback](self.horizons, self.quantiles)
 
+    def fit_fallback(self, prices: pd.DataFrame) -> None:
+        """Serve the fallback fitted on all of ``prices`` (the network is kept)."""
+        self.card = self._with_fallback(self._fitted_card(), prices)
+
     def _with_fallback(self, card: ModelCard, prices: pd.DataFrame) -> ModelCard:
         """``card`` holding the fallback fitted on all of ``prices``, the served one."""
         self.fallback = self._new_fallback().fit(prices)
         return replace(card, fallback=fallback_to_dict(self.fallback))
 
     def infer_scaled(self, windows: np.ndarray) -> np.ndarray:
-        """Network outputs for (n, L, F) windows; n > 1 runs in padded fixed-size batches so
-        the compiled function sees two shapes only (1 and ``INFER_BATCH``)."""
-        windows = windows.astype(np.float32, copy=False)
-        if len(windows) == 1:
-            return self._infer(*self._weights, tf.constant(windows)).numpy()
-        out = []
-        for begin in range(0, len(windows), INFER_BATCH):
-            batch = windows[begin : begin + INFER_BATCH]
-            padded = np.zeros((INFER_BATCH, *batch.shape[1:]), np.float32)
-            padded[: len(batch)] = batch
-            out.append(self._infer(*self._weights, tf.constant(padded)).numpy()[: len(batch)])
-        return np.concatenate(out)
+        """Network outputs for (n, L, F) windows (see :func:`run_batched`)."""
+        return run_batched(self._infer, self._weights, windows)
 
     def _check_history(self, prices: pd.DataFrame, first_position: int, symbol: str) -> None:
         needed = self._fitted_card().features.price_columns
@@ -466,6 +560,21 @@ class NeuralForecaster(Servable):
                 f"model needs at least {self.history_rows} (feature warm-up + a "
                 f"{self.config.model.seq_len}-day window)."
             )
+
+
+def run_batched(infer: Any, weights: tuple[list, list], windows: np.ndarray) -> np.ndarray:
+    """``infer(*weights, windows)`` for (n, L, F) windows; n > 1 runs in padded batches of
+    ``INFER_BATCH``, so the compiled function sees two shapes only (1 and ``INFER_BATCH``)."""
+    windows = windows.astype(np.float32, copy=False)
+    if len(windows) == 1:
+        return infer(*weights, tf.constant(windows)).numpy()
+    out = []
+    for begin in range(0, len(windows), INFER_BATCH):
+        batch = windows[begin : begin + INFER_BATCH]
+        padded = np.zeros((INFER_BATCH, *batch.shape[1:]), np.float32)
+        padded[: len(batch)] = batch
+        out.append(infer(*weights, tf.constant(padded)).numpy()[: len(batch)])
+    return np.concatenate(out)
 
 
 def _volatility_scaled(
@@ -498,34 +607,26 @@ def data_window(prices: pd.DataFrame) -> DataWindow:
     )
 
 
-def _card(
-    family: str,
-    symbol: str,
-    prices: pd.DataFrame,
-    config: TrainingConfig,
-    engineer: TimeSeriesFeatureEngineer,
-    features: pd.DataFrame,
-    split: SequenceSplit,
-    quality: Any,
-) -> ModelCard:
+def _card(family: str, series: SeriesWindows, config: TrainingConfig) -> ModelCard:
     version, trained_at = new_version()
+    engineer, split = series.engineer, series.split
     return ModelCard(
         family=family,
-        symbol=symbol,
+        symbol=series.symbol,
         version=version,
         trained_at=trained_at,
         training_seconds=0.0,
         config=config.to_dict(),
         features=FeatureSpec(
             engineer=engineer.to_dict(),
-            names=list(features.columns),
+            names=list(series.features.columns),
             price_columns=["open", "high", "low"] * bool(engineer.use_ohlc)
             + ["volume"] * bool(engineer.use_volume),
         ),
         normalizer=split.normalizer.to_dict(),
         target_scale=[float(s) for s in split.target_scale],
-        data=data_window(prices),
+        data=data_window(series.prices),
         split={"train": span(split.train.anchor_dates), "val": span(split.val.anchor_dates)},
-        data_quality=quality.to_dict(),
+        data_quality=series.quality.to_dict(),
         versions=library_versions(keras=keras.__version__, tensorflow=tf.__version__),
     )

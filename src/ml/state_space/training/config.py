@@ -11,6 +11,7 @@ from ml.state_space.models.fallback import FALLBACKS, fallback_min_rows
 from ml.state_space.models.mamba.model import MambaConfig
 
 TARGET_SCALINGS = ("global", "volatility")
+POOLED_NORMALIZERS = ("series", "global")
 
 
 @dataclass
@@ -50,12 +51,24 @@ class TrainingConfig:
     # cost; as good on the walk-forward backtest and 3.5x faster than K = 1 (the last step
     # only): docs/EVALUATION.md, round 3
     supervised_steps: int = 10
+    # one network trained on the windows of every series of a run, each series with its
+    # own normaliser, gate and fallback (models.pooled); False: one network per series
+    pooled: bool = False
+    # a pooled network's input normaliser: "series", each series' own (fitted on its
+    # training rows), or "global", one fitted on the training rows of every series, so
+    # levels such as volatility compare across series
+    pooled_normalizer: str = "series"
 
     def __post_init__(self) -> None:
         if self.supervised_steps < 1:
             raise ValueError(f"supervised_steps={self.supervised_steps} must be >= 1")
         if self.fallback not in FALLBACKS:
             raise ValueError(f"fallback={self.fallback!r}; expected one of {sorted(FALLBACKS)}")
+        if self.pooled_normalizer not in POOLED_NORMALIZERS:
+            raise ValueError(
+                f"pooled_normalizer={self.pooled_normalizer!r}; expected one of "
+                f"{POOLED_NORMALIZERS}"
+            )
         if self.target_scaling not in TARGET_SCALINGS:
             raise ValueError(
                 f"target_scaling={self.target_scaling!r}; expected one of {TARGET_SCALINGS}"

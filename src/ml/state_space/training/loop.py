@@ -6,12 +6,14 @@ validation block only; the test years never reach this module.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import shutil
+import tempfile
 import time
 import zipfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +22,12 @@ import numpy as np
 
 from ml.state_space.atomic import atomic_write, atomic_write_json
 from ml.state_space.features.augment import DataAugmentor
-from ml.state_space.features.windows import SequenceSplit, WindowSet
 from ml.state_space.training.config import TrainingConfig
 
 logger = logging.getLogger(__name__)
 
 EpochCallback = Callable[[str, dict[str, Any]], None]
+Segment = tuple[np.ndarray, np.ndarray]  # one series' windows (N, L, F) and targets (N, ...)
 VALIDATION_BATCH = 512
 STATE_DIR, LATEST_FILE, BEST_FILE = "state", "latest.npz", "best.npz"
 
@@ -36,30 +38,33 @@ class TrainingDivergedError(RuntimeError):
 
 def fit_network(
     network: keras.Model,
-    split: SequenceSplit,
+    train: Sequence[Segment],
+    validation: Segment,
     config: TrainingConfig,
     work_dir: Path,
-    symbol: str,
+    name: str,
     on_epoch: EpochCallback | None = None,
+    predict: Predict | None = None,
 ) -> tuple[list[dict[str, Any]], str]:
-    """Train a compiled ``network`` on ``split`` (targets divided by its target scale).
+    """Train a compiled ``network`` on the ``train`` segments (one per series, targets
+    divided by the target scale), early-stopped on the ``validation`` windows (forecast
+    by ``predict``, if given, else by the network's own predict step).
 
     Restores the best validation epoch's weights. ``work_dir`` holds the checkpoint and
     the resume state, so a killed fit continues from its last epoch. Returns the epoch
     log and the stop reason (``early_stopping`` or ``max_epochs``).
     """
     train_batches = TrainingBatches(
-        split.train.x,
-        split.train.y / split.target_scale,
+        train,
         config.batch_size,
         DataAugmentor(seed=config.seed) if config.augment else None,
         seed=config.seed,
         supervised_steps=config.output_steps,
     )
-    epoch_log = EpochLog(symbol, work_dir / "history.json", on_epoch)
+    epoch_log = EpochLog(name, work_dir / "history.json", on_epoch)
     state = FitState(work_dir / STATE_DIR, best_val_loss=epoch_log.best_val_loss())
     callbacks = [
-        ValidationLoss(split.val.x, split.val.y / split.target_scale),  # first: others read it
+        ValidationLoss(*validation, predict=predict),  # first: the others read it
         state,  # before ReduceLROnPlateau: a resumed epoch runs at the rate it first ran at
         keras.callbacks.TerminateOnNaN(),
         keras.callbacks.EarlyStopping(patience=config.early_stopping_patience),
@@ -72,12 +77,25 @@ def fit_network(
     history = epoch_log.epochs
     if not history or not np.isfinite(history[-1]["loss"]):
         raise TrainingDivergedError(
-            f"Training of {symbol} diverged (loss is NaN/inf at epoch {len(history)}). "
+            f"Training of {name} diverged (loss is NaN/inf at epoch {len(history)}). "
             "Try a lower --learning-rate or check the data-quality warnings."
         )
     state.restore_best()
     stop_reason = "early_stopping" if len(history) < config.epochs else "max_epochs"
     return history, stop_reason
+
+
+@contextlib.contextmanager
+def scratch_dir(work_dir: str | Path | None, prefix: str) -> Iterator[Path]:
+    """A fit's scratch directory: ``work_dir`` (created if missing, kept afterwards), or
+    a temporary directory removed when the fit ends."""
+    if work_dir is not None:
+        path = Path(work_dir)
+        path.mkdir(parents=True, exist_ok=True)
+        yield path
+        return
+    with tempfile.TemporaryDirectory(prefix=prefix) as temporary:
+        yield Path(temporary)
 
 
 def has_unfinished_fit(work_dir: Path) -> bool:
@@ -127,17 +145,16 @@ def _readable(path: Path) -> bool:
 
 def refit_network(
     network: keras.Model,
-    windows: WindowSet,
-    target_scale: np.ndarray,
+    train: Sequence[Segment],
     config: TrainingConfig,
     learning_rates: Sequence[float],
-    symbol: str,
+    name: str,
 ) -> None:
-    """Train a compiled ``network`` on ``windows`` for one epoch per learning rate, the
-    rates an early-stopped fit used: no validation, so the most recent years are learnt."""
+    """Train a compiled ``network`` on the ``train`` segments for one epoch per learning
+    rate, the rates an early-stopped fit used: no validation, so the most recent years
+    are learnt."""
     batches = TrainingBatches(
-        windows.x,
-        windows.y / target_scale,
+        train,
         config.batch_size,
         DataAugmentor(seed=config.seed) if config.augment else None,
         seed=config.seed,
@@ -150,9 +167,10 @@ def refit_network(
     losses = [epoch["loss"] for epoch in history]
     if len(losses) < len(learning_rates) or not np.isfinite(losses[-1]):
         raise TrainingDivergedError(
-            f"Refit of {symbol} diverged (loss is NaN/inf at epoch {len(losses)})."
+            f"Refit of {name} diverged (loss is NaN/inf at epoch {len(losses)})."
         )
-    logger.info("%s refitted on %d windows for %d epochs", symbol, len(windows), len(losses))
+    windows = sum(len(x) for x, _ in train)
+    logger.info("%s refitted on %d windows for %d epochs", name, windows, len(losses))
 
 
 def best_epoch(history: list[dict[str, Any]]) -> int | None:
@@ -208,27 +226,29 @@ def run_epochs(
 class TrainingBatches:
     """Shuffled training batches, freshly augmented every epoch (seeded, reproducible).
 
-    ``x`` (N, L, F) and ``y`` (N, H) are the windows of one segment, window ``i + 1``
-    ending one row after window ``i`` (stride 1). With ``supervised_steps`` K > 1 an
-    epoch uses every K-th window, each with the targets of its last K steps, (K, H): every
-    origin is a target once per epoch at a fraction of the cost, and the phase of the
-    chosen windows is drawn anew each epoch, so an origin is seen at varying depths.
+    Each segment ``(x, y)`` holds one series' windows (N, L, F) and targets (N, H), window
+    ``i + 1`` ending one row after window ``i`` (stride 1); several segments (a network
+    trained on many series) are shuffled together. With ``supervised_steps`` K > 1 an
+    epoch uses every K-th window of each segment, each with the targets of its last K
+    steps, (K, H): every origin is a target once per epoch at a fraction of the cost, and
+    the phase of the chosen windows is drawn anew each epoch, so an origin is seen at
+    varying depths.
     """
 
     def __init__(
         self,
-        x: np.ndarray,
-        y: np.ndarray,
+        segments: Sequence[Segment],
         batch_size: int,
         augmentor: DataAugmentor | None,
         seed: int,
         supervised_steps: int = 1,
     ) -> None:
-        if not 1 <= supervised_steps <= len(x):
+        if not segments or any(not 1 <= supervised_steps <= len(x) for x, _ in segments):
             raise ValueError(f"supervised_steps={supervised_steps} needs as many windows")
-        self.x, self.y, self.batch_size, self.augmentor = x, y, batch_size, augmentor
+        self.segments, self.batch_size, self.augmentor = list(segments), batch_size, augmentor
         self.steps = supervised_steps
-        self.n_windows = (len(x) - supervised_steps + 1) // supervised_steps  # of every phase
+        # windows of every phase, per segment
+        self.n_windows = sum((len(x) - self.steps + 1) // self.steps for x, _ in segments)
         self._rng = np.random.default_rng(seed)
         self.on_epoch_end()
 
@@ -239,34 +259,51 @@ class TrainingBatches:
 
     def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         rows = self._order[index * self.batch_size : (index + 1) * self.batch_size]
-        ends = self._ends[rows]  # (b,) window indices
-        if self.steps == 1:
-            return self._epoch_x[rows], self.y[ends]  # (b, L, F), (b, H)
-        targets = self.y[ends[:, None] + np.arange(1 - self.steps, 1)]  # (b, K, H)
-        return self._epoch_x[rows], targets
+        return self._epoch_x[rows], self._epoch_y[rows]  # (b, L, F), (b, H) or (b, K, H)
 
     def on_epoch_end(self) -> None:
-        phase = self._rng.integers(self.steps) if self.steps > 1 else 0
-        first = self.steps - 1 + phase
-        self._ends = np.arange(first, first + self.n_windows * self.steps, self.steps)
+        inputs, targets = [], []
+        for x, y in self.segments:
+            if self.steps == 1:
+                inputs.append(x)
+                targets.append(y)
+                continue
+            first = self.steps - 1 + self._rng.integers(self.steps)  # this epoch's phase
+            count = (len(x) - self.steps + 1) // self.steps
+            ends = np.arange(first, first + count * self.steps, self.steps)
+            inputs.append(x[ends])
+            targets.append(y[ends[:, None] + np.arange(1 - self.steps, 1)])  # (n, K, H)
         self._order = self._rng.permutation(self.n_windows)
-        x = self.x if self.steps == 1 else self.x[self._ends]
+        x = inputs[0] if len(inputs) == 1 else np.concatenate(inputs)
         self._epoch_x = self.augmentor.augment(x) if self.augmentor else x
+        self._epoch_y = targets[0] if len(targets) == 1 else np.concatenate(targets)
+
+
+Predict = Callable[[keras.Model, np.ndarray], np.ndarray]  # (network, windows) -> outputs
 
 
 class ValidationLoss(keras.callbacks.Callback):
     """``val_loss`` and ``val_median_mae`` at the end of each epoch, from forward passes on
     fixed-size zero-padded batches: every fit of a network of one shape reuses the same
-    compiled predict step, whatever the size of its validation block."""
+    compiled predict step, whatever the size of its validation block. ``predict`` computes
+    the forecasts of the network's current weights some cheaper way (a neural forecaster
+    runs them through its served one-step network)."""
 
-    def __init__(self, x: np.ndarray, y: np.ndarray, batch_size: int = VALIDATION_BATCH) -> None:
+    def __init__(
+        self,
+        x: np.ndarray,
+        y: np.ndarray,
+        batch_size: int = VALIDATION_BATCH,
+        predict: Predict | None = None,
+    ) -> None:
         super().__init__()
         self.x, self.y, self.batch_size = x, y, batch_size
+        self.predict = predict or (lambda network, x: padded_predict(network, x, batch_size))
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         if logs is None or len(self.x) == 0:
             return
-        predicted = padded_predict(self.model, self.x, self.batch_size)
+        predicted = self.predict(self.model, self.x)
         if predicted.ndim == 4:  # a network supervised at several steps forecasts from its last
             predicted = predicted[:, -1]  # (n, H, Q)
         logs["val_loss"] = float(keras.ops.convert_to_numpy(self.model.loss(self.y, predicted)))

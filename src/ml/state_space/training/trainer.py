@@ -73,6 +73,11 @@ def train_symbol(
     prices and ``TrainingDivergedError`` when the loss becomes NaN.
     """
     started = time.perf_counter()
+    if config.pooled:
+        raise ValueError(
+            "train_symbol fits one network per symbol; a pooled network is fitted on many "
+            "symbols at once (models.pooled.PooledNeuralForecaster, backtest --set pooled=true)"
+        )
     if config.days is not None:
         prices = prices.iloc[-config.days :]
     validate_price_data(prices, symbol, min_rows=config.min_history())

@@ -1,0 +1,204 @@
+"""One network trained on many series: the shared-backbone candidate of the forecast work.
+
+A per-symbol network learns from one series' ~700 windows an epoch; the global LightGBM
+peer, which beats it, learns from every series at once. :class:`PooledNeuralForecaster`
+trains one network of a neural family on the training windows of every series of a run:
+
+- each series keeps its own input pipeline: close-only features (every series has the
+  same columns), a normaliser fitted on its own training rows, and targets divided by
+  its own trailing volatility (``target_scaling="volatility"``), so the series share one
+  footing; one target scale is fitted on all their training targets;
+- one fit, early-stopped and learning-rate-scheduled on the validation blocks of all the
+  series (every ``supervised_steps``-th window, the rest overlap them);
+- then each series gets its own :class:`NeuralForecaster` around the shared network:
+  the blend with its own fallback fitted on its own validation windows (the gate), and
+  the fallback refitted on all its prices. With ``config.refit`` the network is retrained
+  on every window of every series for the best epoch count, as a per-symbol fit is.
+
+The series' forecasters are ordinary neural forecasters: saved, loaded and served as a
+per-symbol model is. The backtest fits one per test year (``TrainingConfig.pooled``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
+from pathlib import Path
+from typing import Self
+
+import numpy as np
+import pandas as pd
+
+from ml.state_space.data.quality import DataQualityError
+from ml.state_space.features.engineer import TimeSeriesFeatureEngineer
+from ml.state_space.features.windows import Normalizer, target_std
+from ml.state_space.models.neural import NeuralForecaster, SeriesWindows
+from ml.state_space.training.compiled import copy_variables, set_random_seed
+from ml.state_space.training.config import TrainingConfig
+from ml.state_space.training.loop import (
+    EpochCallback,
+    Segment,
+    fit_network,
+    refit_network,
+    scratch_dir,
+)
+
+logger = logging.getLogger(__name__)
+
+
+class PooledNeuralForecaster:
+    """A network of ``family`` fitted on many series; a forecaster per series."""
+
+    def __init__(self, family: type[NeuralForecaster], config: TrainingConfig) -> None:
+        self.family, self.config = family, config
+        self.name = family.family
+        self.members: dict[str, NeuralForecaster] = {}
+        self.skipped: dict[str, str] = {}  # series left out of the fit, and why
+
+    def __repr__(self) -> str:
+        return f"PooledNeuralForecaster({self.name}, {len(self.members)} series)"
+
+    def fit_many(
+        self,
+        histories: Mapping[str, pd.DataFrame],
+        *,
+        work_dir: str | Path | None = None,
+        on_epoch: EpochCallback | None = None,
+        refit: bool | None = None,
+    ) -> Self:
+        """Fit one network on every usable series of ``histories`` (a series whose prices
+        fail the data checks is left out and listed in :attr:`skipped`), then, if
+        ``refit`` (default ``config.refit``), :meth:`refit` it on all of them. ``work_dir``
+        keeps the fit's checkpoints and resume state. ValueError if no series is usable."""
+        config = self.config
+        set_random_seed(config.seed)
+        members, series = self._prepare(histories)
+        first = next(iter(members.values()))
+        n_features = next(iter(series.values())).features.shape[1]
+        network = first.build_network(n_features)
+        trainer = first.trainer_for(network, n_features)
+        train = [s.train_segment() for s in series.values()]
+        validation = _concatenate([s.validation_segment() for s in series.values()], config)
+        name = f"{self.name}-pooled"
+        with scratch_dir(work_dir, prefix=f"fit-{name}-") as scratch:
+            predict = first.validation_predict(network)
+            history, stop = fit_network(
+                trainer, train, validation, config, scratch, name, on_epoch, predict
+            )
+        copy_variables(trainer, network)
+        for symbol, member in members.items():
+            member.adopt(network, series[symbol], history, stop)
+        self.members = members
+        if config.refit if refit is None else refit:
+            self.refit(histories)
+        else:
+            for symbol, member in members.items():
+                member.fit_fallback(series[symbol].prices)
+        logger.info(
+            "%s: one network for %d series, %d epochs (%s); it has a share in %d of them",
+            name,
+            len(members),
+            len(history),
+            stop,
+            sum(member.network_served for member in members.values()),
+        )
+        return self
+
+    def for_series(self, symbol: str) -> NeuralForecaster:
+        """The fitted forecaster of one series."""
+        if symbol not in self.members:
+            reason = self.skipped.get(symbol, "it was not among the fitted series")
+            raise ValueError(f"no pooled {self.name} forecaster for {symbol!r}: {reason}")
+        return self.members[symbol]
+
+    def _prepare(
+        self, histories: Mapping[str, pd.DataFrame]
+    ) -> tuple[dict[str, NeuralForecaster], dict[str, SeriesWindows]]:
+        """A forecaster and the windows of every usable series, on one target scale."""
+        engineer = TimeSeriesFeatureEngineer(use_ohlc=False, use_volume=False)
+        members, series = {}, {}
+        for symbol, prices in histories.items():
+            member = self.family(training_config=self.config)
+            try:
+                series[symbol] = member.prepare(prices, symbol, engineer)
+            except (DataQualityError, ValueError) as error:
+                logger.warning("%s left out of the pooled fit: %s", symbol, error)
+                self.skipped[symbol] = str(error)
+                continue
+            members[symbol] = member
+        if not members:
+            raise ValueError(f"no usable series among {sorted(histories)}: {self.skipped}")
+        if self.config.pooled_normalizer == "global":
+            shared = _shared_normalizer(series.values())
+            series = {
+                symbol: member.prepare(histories[symbol], symbol, engineer, shared)
+                for symbol, member in members.items()
+            }
+        return members, _on_one_scale(series)
+
+    def refit(self, histories: Mapping[str, pd.DataFrame]) -> Self:
+        """Retrain the network from its seeded initial state on every window of each
+        fitted series' prices in ``histories`` (the fit's, or longer ones), for the
+        early-stopped fit's best epochs at its learning rates, keeping each series' gate;
+        every series' fallback is refitted on all its prices. Where the gates give the
+        network no share in any series, only the fallbacks are refitted (as
+        :meth:`NeuralForecaster.refit` does)."""
+        members = self.members
+        if not any(member.network_served for member in members.values()):
+            for symbol, member in members.items():
+                member.refit(histories[symbol])
+            return self
+        first = next(iter(members.values()))
+        epochs, rates = first.refit_schedule()
+        series = self._refit_windows(histories)
+        if self.config.pooled_normalizer == "global":
+            series = self._refit_windows(histories, _shared_normalizer(series.values()))
+        series = _on_one_scale(series)
+        set_random_seed(self.config.seed)
+        n_features = next(iter(series.values())).features.shape[1]
+        network = first.build_network(n_features)
+        trainer = first.trainer_for(network, n_features)
+        train = [s.train_segment() for s in series.values()]
+        refit_network(trainer, train, self.config, rates, f"{self.name}-pooled")
+        copy_variables(trainer, network)
+        for symbol, member in members.items():
+            member.adopt_refit(network, series[symbol], epochs)
+        return self
+
+    def _refit_windows(
+        self, histories: Mapping[str, pd.DataFrame], normalizer: Normalizer | None = None
+    ) -> dict[str, SeriesWindows]:
+        return {
+            symbol: member.refit_windows(histories[symbol], normalizer)
+            for symbol, member in self.members.items()
+        }
+
+
+def _shared_normalizer(series: Iterable[SeriesWindows]) -> Normalizer:
+    """One normaliser fitted on the training input rows of every series (the rows whose
+    windows train; the rows after them only hold training targets)."""
+    rows = []
+    for s in series:
+        first_target_only = s.split.bounds[0] - s.split.generator.max_horizon
+        rows.append(s.features.iloc[:first_target_only])
+    return Normalizer().fit(pd.concat(rows))
+
+
+def _on_one_scale(series: Mapping[str, SeriesWindows]) -> dict[str, SeriesWindows]:
+    """``series`` with one target scale: the std of all their training targets."""
+    scale = target_std(np.concatenate([s.split.train.y for s in series.values()]))
+    return {
+        symbol: replace(s, split=replace(s.split, target_scale=scale))
+        for symbol, s in series.items()
+    }
+
+
+def _concatenate(segments: list[Segment], config: TrainingConfig) -> Segment:
+    """Every ``output_steps``-th window of each segment, as one segment: neighbouring
+    windows overlap all but one row, and the validation pass runs every epoch."""
+    step = config.output_steps
+    return (
+        np.concatenate([x[::step] for x, _ in segments]),
+        np.concatenate([y[::step] for _, y in segments]),
+    )
