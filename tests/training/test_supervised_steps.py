@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import keras
 import numpy as np
 import pytest
@@ -15,7 +13,7 @@ from ml.state_space.models.lstm import build_lstm
 from ml.state_space.models.mamba.model import MambaConfig, build_model
 from ml.state_space.training.compiled import copy_variables
 from ml.state_space.training.config import TrainingConfig
-from ml.state_space.training.loop import TrainingBatches, ValidationLoss
+from ml.state_space.training.loop import TrainingBatches, ValidationLoss, at_steps
 
 CONFIG = MambaConfig(
     d_model=16, n_layers=2, d_state=4, head_dim=8, seq_len=12, chunk_size=5, dropout=0.0
@@ -115,23 +113,32 @@ def test_validation_scores_the_last_step_of_a_several_step_network():
     assert scores[0] == pytest.approx(scores[1], rel=1e-5)
 
 
-@pytest.mark.parametrize("family", ["mamba", "lstm"])
-def test_a_forecaster_validates_the_training_networks_weights_through_its_served_network(
-    family,
-):
-    """Validation forecasts run through the served one-step network's inference
-    function, with the weights the training network has now (not the template's)."""
-    from ml.state_space.models.neural import FAMILIES
+def test_validation_at_the_supervised_steps_scores_every_origin_once():
+    n, steps = 23, 5
+    x = np.arange(n, dtype="f4")[:, None, None] * np.ones((1, 2, 1), "f4")  # window i: value i
+    y = np.arange(n, dtype="f4")[:, None] * np.ones((1, 3), "f4")  # origin i: target i
+    xs, ys = at_steps(x, y, steps)
+    assert xs[:, 0, 0].tolist() == [7, 12, 17, 22]  # the last window and every K-th before
+    assert ys.shape == (4, steps, 3)
+    np.testing.assert_array_equal(ys[..., 0].ravel(), np.arange(3, n))  # its last K origins
+    short = at_steps(x[:4], y[:4], steps)  # fewer windows than steps: each at its last
+    assert short[0].shape == (4, 2, 1) and short[1].shape == (4, 3)
+    same = at_steps(x, y, 1)
+    assert same[0] is x and same[1] is y
 
-    config = TrainingConfig(model=replace(CONFIG, jit_compile=False), supervised_steps=STEPS)
-    forecaster = FAMILIES[family](training_config=config)
-    keras.utils.set_random_seed(1)
-    template = forecaster.build_network(N_FEATURES)
-    trainer = forecaster.build_network(N_FEATURES, STEPS)  # other initial weights
-    x = windows(300)  # more than one inference batch
-    predicted = forecaster.validation_predict(template)(trainer, x)
-    np.testing.assert_allclose(predicted, np.asarray(trainer(x))[:, -1], atol=1e-5)
-    assert not np.allclose(predicted, np.asarray(template(x)), atol=1e-3)
+
+def test_a_several_step_network_is_validated_at_its_steps_as_it_is_trained():
+    keras.utils.set_random_seed(5)
+    trained = compile_model(build_model(CONFIG, N_FEATURES, STEPS), CONFIG)
+    x, y = windows(23), np.random.default_rng(2).normal(size=(23, CONFIG.n_horizons)).astype("f4")
+    xs, ys = at_steps(x, y, STEPS)
+    logs: dict = {}
+    callback = ValidationLoss(xs, ys, batch_size=4)
+    callback.set_model(trained)
+    callback.on_epoch_end(0, logs)
+    expected = trained.evaluate(xs, ys, batch_size=len(xs), verbose=0, return_dict=True)
+    assert logs["val_loss"] == pytest.approx(expected["loss"], rel=1e-5)
+    assert logs["val_median_mae"] == pytest.approx(expected["median_mae"], rel=1e-5)
 
 
 def test_supervised_steps_are_at_most_a_window_and_count_in_the_history_needed():

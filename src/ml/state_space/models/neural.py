@@ -79,7 +79,7 @@ from ml.state_space.training.compiled import (
 from ml.state_space.training.config import TrainingConfig
 from ml.state_space.training.loop import (
     EpochCallback,
-    Predict,
+    at_steps,
     best_epoch,
     fit_network,
     refit_network,
@@ -108,9 +108,10 @@ class SeriesWindows:
         """The training windows and their targets in units of the target scale."""
         return self.split.train.x, self.split.train.y / self.split.target_scale
 
-    def validation_segment(self) -> tuple[np.ndarray, np.ndarray]:
-        """The validation windows and their targets in units of the target scale."""
-        return self.split.val.x, self.split.val.y / self.split.target_scale
+    def validation_segment(self, steps: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        """The validation windows and their targets in units of the target scale, at
+        ``steps`` supervised steps (:func:`~ml.state_space.training.loop.at_steps`)."""
+        return at_steps(self.split.val.x, self.split.val.y / self.split.target_scale, steps)
 
 
 class NeuralForecaster(Servable):
@@ -207,17 +208,11 @@ class NeuralForecaster(Servable):
         if self._initial_weights is not None:
             network.set_weights(self._initial_weights)
         trainer = self.trainer_for(network, n_features)
-        train, validation = [series.train_segment()], series.validation_segment()
+        train = [series.train_segment()]
+        validation = series.validation_segment(config.output_steps)
         with scratch_dir(work_dir, prefix=f"fit-{series.symbol}-") as scratch:
             history, stop = fit_network(
-                trainer,
-                train,
-                validation,
-                config,
-                scratch,
-                series.symbol,
-                on_epoch,
-                self.validation_predict(network),
+                trainer, train, validation, config, scratch, series.symbol, on_epoch
             )
         copy_variables(trainer, network)  # this forecaster owns its weights
         self.adopt(network, series, history, stop)
@@ -493,24 +488,13 @@ class NeuralForecaster(Servable):
         self.target_scale = np.asarray(card.target_scale, dtype=np.float32)
         self.correction = QuantileCorrection.from_dict(card.correction) if card.correction else None
         self.fallback = fallback_from_dict(card.fallback, self.horizons, self.quantiles)
-        self._infer = self._inference_function(network)
-        self._weights = weights_of(network)
-
-    def _inference_function(self, network: keras.Model) -> Any:
-        """The process's shared inference function of ``network``'s architecture."""
         key = json.dumps(
             [self.family, self.config.model.to_dict(), list(network.input_shape[1:])],
             sort_keys=True,
         )
-        return INFERENCE.function_for(key, network, self.xla and self.config.model.jit_compile)
-
-    def validation_predict(self, network: keras.Model) -> Predict:
-        """Validation forecasts of a training network's current weights through the
-        inference function of ``network`` (a served network of the same architecture):
-        it computes the last step only, where the training network computes every
-        supervised step, and it is the function that forecasts after the fit."""
-        infer = self._inference_function(network)
-        return lambda trainer, windows: run_batched(infer, weights_of(trainer), windows)
+        jit = self.xla and self.config.model.jit_compile
+        self._infer = INFERENCE.function_for(key, network, jit)
+        self._weights = weights_of(network)
 
     def _warm_weights(
         self, warm_start: NeuralForecaster | None, feature_names: Sequence[str]
@@ -543,8 +527,18 @@ class NeuralForecaster(Servable):
         return replace(card, fallback=fallback_to_dict(self.fallback))
 
     def infer_scaled(self, windows: np.ndarray) -> np.ndarray:
-        """Network outputs for (n, L, F) windows (see :func:`run_batched`)."""
-        return run_batched(self._infer, self._weights, windows)
+        """Network outputs for (n, L, F) windows; n > 1 runs in padded fixed-size batches so
+        the compiled function sees two shapes only (1 and ``INFER_BATCH``)."""
+        windows = windows.astype(np.float32, copy=False)
+        if len(windows) == 1:
+            return self._infer(*self._weights, tf.constant(windows)).numpy()
+        out = []
+        for begin in range(0, len(windows), INFER_BATCH):
+            batch = windows[begin : begin + INFER_BATCH]
+            padded = np.zeros((INFER_BATCH, *batch.shape[1:]), np.float32)
+            padded[: len(batch)] = batch
+            out.append(self._infer(*self._weights, tf.constant(padded)).numpy()[: len(batch)])
+        return np.concatenate(out)
 
     def _check_history(self, prices: pd.DataFrame, first_position: int, symbol: str) -> None:
         needed = self._fitted_card().features.price_columns
@@ -560,21 +554,6 @@ class NeuralForecaster(Servable):
                 f"model needs at least {self.history_rows} (feature warm-up + a "
                 f"{self.config.model.seq_len}-day window)."
             )
-
-
-def run_batched(infer: Any, weights: tuple[list, list], windows: np.ndarray) -> np.ndarray:
-    """``infer(*weights, windows)`` for (n, L, F) windows; n > 1 runs in padded batches of
-    ``INFER_BATCH``, so the compiled function sees two shapes only (1 and ``INFER_BATCH``)."""
-    windows = windows.astype(np.float32, copy=False)
-    if len(windows) == 1:
-        return infer(*weights, tf.constant(windows)).numpy()
-    out = []
-    for begin in range(0, len(windows), INFER_BATCH):
-        batch = windows[begin : begin + INFER_BATCH]
-        padded = np.zeros((INFER_BATCH, *batch.shape[1:]), np.float32)
-        padded[: len(batch)] = batch
-        out.append(infer(*weights, tf.constant(padded)).numpy()[: len(batch)])
-    return np.concatenate(out)
 
 
 def _volatility_scaled(

@@ -9,7 +9,7 @@ trains one network of a neural family on the training windows of every series of
   its own trailing volatility (``target_scaling="volatility"``), so the series share one
   footing; one target scale is fitted on all their training targets;
 - one fit, early-stopped and learning-rate-scheduled on the validation blocks of all the
-  series (every ``supervised_steps``-th window, the rest overlap them);
+  series (each scored at its supervised steps, as a per-symbol fit is);
 - then each series gets its own :class:`NeuralForecaster` around the shared network:
   the blend with its own fallback fitted on its own validation windows (the gate), and
   the fallback refitted on all its prices. With ``config.refit`` the network is retrained
@@ -79,13 +79,12 @@ class PooledNeuralForecaster:
         network = first.build_network(n_features)
         trainer = first.trainer_for(network, n_features)
         train = [s.train_segment() for s in series.values()]
-        validation = _concatenate([s.validation_segment() for s in series.values()], config)
+        validation = _concatenate(
+            [s.validation_segment(config.output_steps) for s in series.values()]
+        )
         name = f"{self.name}-pooled"
         with scratch_dir(work_dir, prefix=f"fit-{name}-") as scratch:
-            predict = first.validation_predict(network)
-            history, stop = fit_network(
-                trainer, train, validation, config, scratch, name, on_epoch, predict
-            )
+            history, stop = fit_network(trainer, train, validation, config, scratch, name, on_epoch)
         copy_variables(trainer, network)
         for symbol, member in members.items():
             member.adopt(network, series[symbol], history, stop)
@@ -194,11 +193,6 @@ def _on_one_scale(series: Mapping[str, SeriesWindows]) -> dict[str, SeriesWindow
     }
 
 
-def _concatenate(segments: list[Segment], config: TrainingConfig) -> Segment:
-    """Every ``output_steps``-th window of each segment, as one segment: neighbouring
-    windows overlap all but one row, and the validation pass runs every epoch."""
-    step = config.output_steps
-    return (
-        np.concatenate([x[::step] for x, _ in segments]),
-        np.concatenate([y[::step] for _, y in segments]),
-    )
+def _concatenate(segments: list[Segment]) -> Segment:
+    """Several series' windows and targets as one segment."""
+    return np.concatenate([x for x, _ in segments]), np.concatenate([y for _, y in segments])

@@ -28,7 +28,7 @@ logger = logging.getLogger(__name__)
 
 EpochCallback = Callable[[str, dict[str, Any]], None]
 Segment = tuple[np.ndarray, np.ndarray]  # one series' windows (N, L, F) and targets (N, ...)
-VALIDATION_BATCH = 512
+VALIDATION_BATCH = 128  # a validation block at ten supervised steps is ~100 windows
 STATE_DIR, LATEST_FILE, BEST_FILE = "state", "latest.npz", "best.npz"
 
 
@@ -44,11 +44,10 @@ def fit_network(
     work_dir: Path,
     name: str,
     on_epoch: EpochCallback | None = None,
-    predict: Predict | None = None,
 ) -> tuple[list[dict[str, Any]], str]:
     """Train a compiled ``network`` on the ``train`` segments (one per series, targets
-    divided by the target scale), early-stopped on the ``validation`` windows (forecast
-    by ``predict``, if given, else by the network's own predict step).
+    divided by the target scale), early-stopped on the ``validation`` windows and their
+    targets (at the supervised steps: :func:`at_steps`).
 
     Restores the best validation epoch's weights. ``work_dir`` holds the checkpoint and
     the resume state, so a killed fit continues from its last epoch. Returns the epoch
@@ -64,7 +63,7 @@ def fit_network(
     epoch_log = EpochLog(name, work_dir / "history.json", on_epoch)
     state = FitState(work_dir / STATE_DIR, best_val_loss=epoch_log.best_val_loss())
     callbacks = [
-        ValidationLoss(*validation, predict=predict),  # first: the others read it
+        ValidationLoss(*validation),  # first: the others read it
         state,  # before ReduceLROnPlateau: a resumed epoch runs at the rate it first ran at
         keras.callbacks.TerminateOnNaN(),
         keras.callbacks.EarlyStopping(patience=config.early_stopping_patience),
@@ -279,36 +278,39 @@ class TrainingBatches:
         self._epoch_y = targets[0] if len(targets) == 1 else np.concatenate(targets)
 
 
-Predict = Callable[[keras.Model, np.ndarray], np.ndarray]  # (network, windows) -> outputs
-
-
 class ValidationLoss(keras.callbacks.Callback):
     """``val_loss`` and ``val_median_mae`` at the end of each epoch, from forward passes on
     fixed-size zero-padded batches: every fit of a network of one shape reuses the same
-    compiled predict step, whatever the size of its validation block. ``predict`` computes
-    the forecasts of the network's current weights some cheaper way (a neural forecaster
-    runs them through its served one-step network)."""
+    compiled predict step, whatever the size of its validation block.
 
-    def __init__(
-        self,
-        x: np.ndarray,
-        y: np.ndarray,
-        batch_size: int = VALIDATION_BATCH,
-        predict: Predict | None = None,
-    ) -> None:
+    Targets ``y`` (n, K, H) score a network supervised at K steps at all of them, as it is
+    trained (:func:`at_steps`); targets (n, H) score its last step only."""
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, batch_size: int = VALIDATION_BATCH) -> None:
         super().__init__()
         self.x, self.y, self.batch_size = x, y, batch_size
-        self.predict = predict or (lambda network, x: padded_predict(network, x, batch_size))
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         if logs is None or len(self.x) == 0:
             return
-        predicted = self.predict(self.model, self.x)
-        if predicted.ndim == 4:  # a network supervised at several steps forecasts from its last
+        predicted = padded_predict(self.model, self.x, self.batch_size)  # (n, [K,] H, Q)
+        if predicted.ndim == self.y.ndim + 2:  # a several-step network scored at its last
             predicted = predicted[:, -1]  # (n, H, Q)
         logs["val_loss"] = float(keras.ops.convert_to_numpy(self.model.loss(self.y, predicted)))
         median = self.model.loss.median_index
         logs["val_median_mae"] = float(np.mean(np.abs(self.y - predicted[..., median])))
+
+
+def at_steps(x: np.ndarray, y: np.ndarray, steps: int) -> Segment:
+    """Windows (N, L, F) and targets (N, H) of one series (window ``i + 1`` ending a row
+    after window ``i``) as a network supervised at its last ``steps`` K is scored: the
+    last window and every K-th before it, each with the targets of its last K origins
+    (n, K, H), so every origin but the first K - 1 is scored once, at a tenth of the
+    forward passes for K = 10. Fewer than K windows (or K = 1) stay as they are."""
+    if steps == 1 or len(x) < steps:
+        return x, y
+    ends = np.arange(len(x) - 1, steps - 2, -steps)[::-1]
+    return x[ends], y[ends[:, None] + np.arange(1 - steps, 1)]
 
 
 def padded_predict(network: keras.Model, x: np.ndarray, batch_size: int) -> np.ndarray:
