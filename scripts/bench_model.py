@@ -1,11 +1,14 @@
 """Time the Mamba forecaster against a 2-layer LSTM(64) baseline, interleaved in one process.
 
 Prints one JSON line: per-model training-step and single-window inference times
-(median and p10, ms) and the mamba/lstm ratios. Both models share the input shape,
-the quantile head, the loss and the optimizer; the LSTM is compiled with Keras'
-defaults (``jit_compile="auto"``, which is off on CPU-only machines).
+(median and p10, ms) and the mamba/lstm ratios. The LSTM is the product's LSTM peer
+(``models.lstm``: 2 x LSTM(64)); both share the input shape, the quantile head, the loss
+and the optimizer; the LSTM is compiled with Keras' defaults (``jit_compile="auto"``,
+which is off on CPU-only machines). ``--output-steps 10`` times the networks as training
+runs them (supervised at the last 10 steps of each window); the default, 1, is the served
+network's shape.
 
-    .venv/bin/python scripts/bench_model.py --steps 60
+    .venv/bin/python scripts/bench_model.py --steps 60 [--output-steps 10]
 """
 
 from __future__ import annotations
@@ -21,17 +24,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from ml.state_space.models.heads import compile_model, quantile_head
+from ml.state_space.models.heads import compile_model
+from ml.state_space.models.lstm import build_lstm
 from ml.state_space.models.mamba.model import MambaConfig, build_model
-
-
-def lstm_baseline(config: MambaConfig, n_features: int) -> keras.Model:
-    """2-layer LSTM(64) with the same input, head, loss and optimizer as the Mamba model."""
-    inputs = keras.Input((config.seq_len, n_features))  # (b, L, F)
-    h = keras.layers.LSTM(64, return_sequences=True)(inputs)  # (b, L, 64)
-    h = keras.layers.LSTM(64)(h)  # (b, 64)
-    model = keras.Model(inputs, quantile_head(h, config), name="lstm_baseline")
-    return compile_model(model, config, jit_compile="auto")
 
 
 def _stats(times: list[float]) -> dict[str, float]:
@@ -57,17 +52,19 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--features", type=int, default=28)
     parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--output-steps", type=int, default=1, help="supervised steps K")
     args = parser.parse_args()
 
     keras.utils.set_random_seed(0)
     config = MambaConfig()
     rng = np.random.default_rng(0)
     x = rng.normal(size=(args.batch, config.seq_len, args.features)).astype("float32")
-    y = (0.02 * rng.normal(size=(args.batch, config.n_horizons))).astype("float32")
+    steps = () if args.output_steps == 1 else (args.output_steps,)
+    y = (0.02 * rng.normal(size=(args.batch, *steps, config.n_horizons))).astype("float32")
     window = tf.constant(x[:1])
     models = {
-        "mamba": compile_model(build_model(config, args.features), config),
-        "lstm": lstm_baseline(config, args.features),
+        "mamba": compile_model(build_model(config, args.features, args.output_steps), config),
+        "lstm": compile_model(build_lstm(config, args.features, args.output_steps), config, "auto"),
     }
     infer = {
         "mamba": tf.function(lambda w: models["mamba"](w, training=False), jit_compile=True),
@@ -92,6 +89,7 @@ def main() -> None:
         "batch": args.batch,
         "features": args.features,
         "steps": args.steps,
+        "output_steps": args.output_steps,
         "config": config.to_dict(),
         "threads": os.cpu_count(),
     }

@@ -183,3 +183,14 @@ def test_a_fit_keeps_no_reference_to_its_training_windows(monkeypatch):
     assert len(created) == 2  # the early-stopped fit and the refit
     assert all(reference() is None for reference in created)
     assert forecaster.predict_quantiles(prices, prices.index[-2:]).shape[0] == 2
+
+
+@pytest.mark.parametrize("build", [build_model, build_lstm], ids=["mamba", "lstm"])
+def test_the_head_drops_the_same_features_at_every_step_of_a_window(build):
+    config = MambaConfig(**{**CONFIG.to_dict(), "dropout": 0.5})
+    head_dropout = build(config, N_FEATURES, output_steps=STEPS).get_layer("head_dropout")
+    features = np.ones((4, STEPS, head_dropout.noise_shape[-1]), dtype="float32")
+    dropped = keras.ops.convert_to_numpy(head_dropout(features, training=True)) == 0.0
+    assert dropped.any() and not dropped.all()
+    assert (dropped == dropped[:, :1]).all()  # one mask per window, shared by its K steps
+    assert not (dropped == dropped[:1]).all()  # windows draw their own masks
