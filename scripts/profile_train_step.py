@@ -48,7 +48,7 @@ def kernel_times(trace_dir: Path) -> collections.Counter:
                     continue
                 for event in line.events:
                     name = plane.event_metadata[event.metadata_id].name
-                    if name not in WRAPPERS:
+                    if name not in WRAPPERS and not name.startswith("end: "):
                         totals[name] += event.duration_ps / 1e9
     return totals
 

@@ -17,8 +17,8 @@ if TYPE_CHECKING:
 def quantile_head(features, config: MambaConfig):
     """(batch, [K,] d) features -> (batch, [K,] n_horizons, n_quantiles) non-crossing
     quantiles (K: the steps a network is supervised at)."""
-    # A window's K steps share one mask, as in the blocks: a (b, K, d) mask costs XLA:CPU
-    # ~12 ms of Philox bits a training step (docs/PERFORMANCE.md), a (b, 1, d) one a tenth.
+    # A window's K steps share one mask, as in the blocks: XLA:CPU spent a tenth of the
+    # training step drawing a (b, K, d) mask's Philox bits (docs/PERFORMANCE.md).
     noise = (None, 1, features.shape[-1]) if len(features.shape) == 3 else None
     x = keras.layers.Dropout(config.dropout, noise_shape=noise, name="head_dropout")(features)
     raw = keras.layers.Dense(config.n_horizons * config.n_quantiles, name="head")(x)
