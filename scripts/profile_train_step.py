@@ -71,12 +71,8 @@ def main() -> None:
     network = compile_model(build_model(config, args.features, args.output_steps), config)
     rng = np.random.default_rng(0)
     x = rng.normal(size=(64, config.seq_len, args.features)).astype("float32")
-    target_shape = (
-        (64, config.n_horizons)
-        if args.output_steps == 1
-        else (64, args.output_steps, config.n_horizons)
-    )
-    y = (0.02 * rng.normal(size=target_shape)).astype("float32")
+    steps = () if args.output_steps == 1 else (args.output_steps,)  # as in bench_model.py
+    y = (0.02 * rng.normal(size=(64, *steps, config.n_horizons))).astype("float32")
     for _ in range(5):  # compile and warm up
         network.train_on_batch(x, y)
 
