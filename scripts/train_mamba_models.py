@@ -104,6 +104,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="serve the model scored on the test block, not its refit on every price",
     )
+    parser.add_argument(
+        "--no-xla",
+        action="store_true",
+        help="run the network without XLA: 2x slower a step at the default size, but no "
+        "compile (tiny models and debugging)",
+    )
     parser.add_argument("--scheduler", help="Dask scheduler address, e.g. tcp://127.0.0.1:8786")
     parser.add_argument("--test", action="store_true", help=f"quick run: {TEST_SYMBOLS}, 2 epochs")
     parser.add_argument("--log-level", default="INFO")
@@ -122,6 +128,7 @@ def build_config(args: argparse.Namespace) -> TrainingConfig:
         d_model=args.d_model,
         n_layers=args.n_layers,
         learning_rate=args.learning_rate,
+        jit_compile=not args.no_xla,
     )
     config = TrainingConfig(
         model=model,

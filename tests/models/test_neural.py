@@ -288,3 +288,46 @@ def test_a_forecaster_trained_at_several_steps_serves_one_window_per_forecast(aa
     one_step = MambaForecaster(training_config=replace(config, supervised_steps=1)).fit(prices)
     networks = [m.predict_quantiles(aapl, origins, "model") for m in (one_step, fitted)]
     assert not np.allclose(*networks)  # trained otherwise
+
+
+def test_a_network_stacked_on_lightgbm_is_judged_against_its_held_out_forecasts(aapl, monkeypatch):
+    import ml.state_space.models.neural as neural
+    from ml.state_space.models.gbm import GBMConfig, GlobalQuantileGBM
+
+    prices = aapl.loc[:"2019-12-31"]
+    histories = {"AAPL": prices, "KO": load_bundled("KO").loc[:"2019-12-31"]}
+    lgbm_config = GBMConfig(max_trees=10, min_data_in_leaf=100, validation_rows=60)
+    lgbm = GlobalQuantileGBM((1, 5), config=lgbm_config).fit_many(histories)
+    judged_against = []
+    real_fit_correction = neural.fit_correction
+
+    def recording(predicted, outcomes, baseline, *args, **kwargs):
+        judged_against.append(baseline)
+        return real_fit_correction(predicted, outcomes, baseline, *args, **kwargs)
+
+    monkeypatch.setattr(neural, "fit_correction", recording)
+    config = tiny_training_config(epochs=1, days=1500, refit=False, fallback="lgbm")
+    with pytest.raises(ValueError, match="stacked_on"):
+        MambaForecaster(training_config=config).fit(prices, symbol="AAPL")
+    model = MambaForecaster(training_config=config).fit(prices, symbol="AAPL", stacked_on=lgbm)
+
+    # judged only where LightGBM's early-stopped trees saw no target, against their forecast
+    held_out, trained_until = lgbm.held_out_series("AAPL")
+    validation = model.prepare(prices, "AAPL").split.val.anchor_dates
+    origins = validation[validation > trained_until]
+    assert 0 < len(origins) < len(validation)
+    positions = prices.index.get_indexer(origins)
+    scale = horizon_volatility(prices, positions, model.horizons)[:, :, None]
+    (baseline,) = judged_against
+    np.testing.assert_allclose(baseline, held_out.predict_quantiles(prices, origins) / scale)
+
+    # where the network has no share, the stacked LightGBM's gated forecast is served
+    model.correction = QuantileCorrection.fallback_only(2, 3)
+    test_origins = aapl.loc["2020-01-02":"2020-03-31"].index
+    np.testing.assert_allclose(
+        model.predict_quantiles(aapl, test_origins),
+        lgbm.series("AAPL").predict_quantiles(aapl, test_origins),
+    )
+    assert model.card.fallback["name"] == "lgbm" and model.baseline_name == "lgbm"
+    with pytest.raises(ValueError, match="cannot be served"):
+        NeuralForecaster.from_bytes(model.to_bytes(), model.card)

@@ -15,7 +15,8 @@ is fitted on every symbol's history before the fold, with one cut-off date for a
 forecasts each symbol. With ``warm_start`` a neural model's folds of one
 symbol run in year order in one task, each fit starting from the previous fold's
 weights. Several seeds make a seed ensemble of a neural model: its quantiles are
-averaged.
+averaged. Networks stacked on LightGBM (``TrainingConfig.fallback="lgbm"``) run after
+the fold's LightGBM fit, which each of them receives as its fallback.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ import pandas as pd
 
 from ml.state_space.models.base import Forecaster, forward_log_returns
 from ml.state_space.models.baselines import Baseline, Drift, EmpiricalQuantiles, RandomWalk
+from ml.state_space.models.fallback import STACKED
 from ml.state_space.models.garch import DriftGarch, DriftGarchFHS, Garch
 from ml.state_space.models.gbm import GBMConfig, GlobalQuantileGBM
 from ml.state_space.models.lstm import LSTMForecaster
@@ -76,6 +78,12 @@ class BacktestConfig:
     @property
     def horizons(self) -> tuple[int, ...]:
         return self.training.model.horizons
+
+    @property
+    def stacked(self) -> bool:
+        """Whether the neural models stack on the fold's LightGBM fit (their fallback)."""
+        neural = any(model in NEURAL_MODELS for model in self.models)
+        return neural and self.training.fallback == STACKED
 
     def is_global(self, model: str) -> bool:
         """Whether ``model`` is fitted once per fold on every series (one task per fold)."""
@@ -153,10 +161,16 @@ class BacktestTask:
     model: str
     seed: int
     config: BacktestConfig
+    stacked_on: GlobalQuantileGBM | None = None  # the fold's LightGBM, a stacked network's
 
     @property
     def key(self) -> str:
         return f"backtest-{self.model}-{self.symbol}-{self.year}-s{self.seed}"
+
+    @property
+    def stacks(self) -> bool:
+        """Whether this fit needs the fold's LightGBM fit (a network stacked on it)."""
+        return self.model in NEURAL_MODELS and self.config.stacked
 
     @property
     def fold(self) -> Fold:
@@ -168,8 +182,12 @@ class BacktestTask:
         fold = self.fold
         forecaster = make_forecaster(self.model, self.config, self.seed)
         history = self.prices.iloc[: fold.fit_end]
+        if self.stacks and self.stacked_on is None:
+            raise RuntimeError(f"no LightGBM fit of {self.year} to stack on: its task failed")
         if self.model in NEURAL_MODELS:
-            forecaster.fit(history, symbol=self.symbol, warm_start=warm_start)
+            forecaster.fit(
+                history, symbol=self.symbol, warm_start=warm_start, stacked_on=self.stacked_on
+            )
         else:
             forecaster.fit(history)
         return forecaster, fold
@@ -216,9 +234,22 @@ class GlobalBacktestTask:
         first = self.members[0]
         return f"backtest-{first.model}-all-{first.year}-s{first.seed}"
 
+    @property
+    def model(self) -> str:
+        return self.members[0].model
+
+    @property
+    def fold_key(self) -> tuple[int, int]:
+        """(year, seed): which stacked networks this fit is the fallback of."""
+        return self.members[0].year, self.members[0].seed
+
     def run(self) -> pd.DataFrame:
+        return self.run_keeping_model()[0]
+
+    def run_keeping_model(self) -> tuple[pd.DataFrame, Any]:
         """Fit on all histories before one cut-off date (the earliest of the members'
-        fold ends, so no member's test year is seen), then forecast every member."""
+        fold ends, so no member's test year is seen), then forecast every member; the
+        forecast rows and the fitted model."""
         first = self.members[0]
         folds = [member.fold for member in self.members]
         cutoff = min(m.prices.index[f.fit_end] for m, f in zip(self.members, folds, strict=True))
@@ -229,16 +260,33 @@ class GlobalBacktestTask:
             m.rows(forecaster.for_series(m.symbol), f)
             for m, f in zip(self.members, folds, strict=True)
         ]
-        return pd.concat(rows, ignore_index=True)
+        return pd.concat(rows, ignore_index=True), forecaster
 
 
 Task = BacktestTask | GlobalBacktestTask | WarmStartTask
 
 
-def timed_run_task(task: Task) -> tuple[pd.DataFrame, float]:
-    """``task.run()`` and its own duration, measured in the worker (no queueing time)."""
+@dataclass
+class TaskResult:
+    """A task's forecast rows, its own duration in the worker (no queueing time), and the
+    model it fitted where stacked networks need it."""
+
+    rows: pd.DataFrame
+    seconds: float
+    fitted: Any = None
+
+
+def timed_run_task(task: Task) -> TaskResult:
+    """``task.run()``, timed."""
     started = time.perf_counter()
-    return task.run(), time.perf_counter() - started
+    return TaskResult(task.run(), time.perf_counter() - started)
+
+
+def timed_stack_task(task: GlobalBacktestTask) -> TaskResult:
+    """A LightGBM fit that stacked networks need, timed, with the fitted model."""
+    started = time.perf_counter()
+    rows, fitted = task.run_keeping_model()
+    return TaskResult(rows, time.perf_counter() - started, fitted)
 
 
 def forecast_rows(task: BacktestTask, fold: Fold, quantiles: np.ndarray) -> pd.DataFrame:
@@ -297,6 +345,9 @@ def plan_tasks(
     deterministic and need one seed. Returns the tasks and the (symbol, year) pairs
     skipped because the history has no such year."""
     fits, skipped = [], []
+    models = config.models
+    if config.stacked and "lgbm" not in models:
+        models = (*models, "lgbm")  # the networks' fallback; its rows are not kept
     for symbol, prices in prices_by_symbol.items():
         years = set(prices.index.year)
         for year in config.years:
@@ -306,7 +357,7 @@ def plan_tasks(
                     f"(history {prices.index[0].date()}..{prices.index[-1].date()})"
                 )
                 continue
-            for model in config.models:
+            for model in models:
                 seeds = config.seeds if model in SEEDED_MODELS else config.seeds[:1]
                 fits.extend(BacktestTask(symbol, prices, year, model, s, config) for s in seeds)
     tasks: list[Task] = []
@@ -349,36 +400,64 @@ async def run_backtest(
     logger.info("backtest: %d tasks on %d symbols", len(tasks), len(prices_by_symbol))
     results: list[pd.DataFrame] = []
     outcomes: list[TaskOutcome] = []
+    stacks: dict[tuple[int, int], GlobalQuantileGBM] = {}
 
-    def record(
-        task: Task, result: tuple[pd.DataFrame, float] | BaseException, seconds: float
-    ) -> None:
+    def record(task: Task, result: TaskResult | BaseException, seconds: float) -> None:
         if isinstance(result, BaseException):
             outcome = TaskOutcome(task.key, seconds, f"{type(result).__name__}: {result}")
             logger.warning("%s failed: %s", task.key, outcome.error)
         else:
-            rows, task_seconds = result
-            outcome = TaskOutcome(task.key, task_seconds)
-            results.append(rows)
+            outcome = TaskOutcome(task.key, result.seconds)
+            if result.fitted is not None:  # a LightGBM fit the networks stack on
+                stacks[task.fold_key] = result.fitted
+            if result.fitted is None or "lgbm" in config.models:  # its rows, if asked for
+                results.append(result.rows)
         outcomes.append(outcome)
         if on_task is not None:
             on_task(outcome)
 
-    if scheduler:
-        from ml.state_space.orchestration.dask_backend import run_on_dask
+    async def execute(batch: list[Task], run_task: Callable[[Any], TaskResult]) -> None:
+        if scheduler:
+            from ml.state_space.orchestration.dask_backend import run_on_dask
 
-        async for task, result, seconds in run_on_dask(scheduler, tasks, timed_run_task):
-            record(task, result, seconds)
-    else:
-        await _run_locally(tasks, parallel, record)
+            async for task, result, seconds in run_on_dask(scheduler, batch, run_task):
+                record(task, result, seconds)
+        else:
+            await _run_locally(batch, parallel, record, run_task)
+
+    stack_fits = [t for t in tasks if _is_stack_fit(t, config)]
+    if stack_fits:  # first: the networks of each fold stack on its LightGBM fit
+        await execute(stack_fits, timed_stack_task)
+    rest = [t for t in tasks if not _is_stack_fit(t, config)]
+    for task in _fits(rest):
+        if task.stacks:
+            task.stacked_on = stacks.get((task.year, task.seed))
+    await execute(rest, timed_run_task)
     forecasts = ensemble_seeds(pd.concat(results, ignore_index=True)) if results else _empty(config)
     return BacktestResult(forecasts, outcomes, time.perf_counter() - started, skipped)
+
+
+def _is_stack_fit(task: Task, config: BacktestConfig) -> bool:
+    """Whether ``task`` is a LightGBM fit that stacked networks wait for."""
+    return config.stacked and isinstance(task, GlobalBacktestTask) and task.model == "lgbm"
+
+
+def _fits(tasks: Sequence[Task]) -> list[BacktestTask]:
+    """The single fits in ``tasks``, a warm-started task's folds included."""
+    fits: list[BacktestTask] = []
+    for task in tasks:
+        if isinstance(task, BacktestTask):
+            fits.append(task)
+        elif isinstance(task, WarmStartTask):
+            fits.extend(task.folds)
+    return fits
 
 
 async def _run_locally(
     tasks: Sequence[Task],
     parallel: int,
     record: Callable[[Task, Any, float], None],
+    run_task: Callable[[Any], TaskResult],
 ) -> None:
     from ml.state_space.orchestration.run import local_workers, worker_threads
     from ml.state_space.orchestration.worker import init_worker
@@ -394,7 +473,7 @@ async def _run_locally(
         async def one(task: Task) -> None:
             started = time.perf_counter()
             try:
-                result = await loop.run_in_executor(pool, timed_run_task, task)
+                result = await loop.run_in_executor(pool, run_task, task)
             except Exception as error:  # one task's failure never stops the others
                 result = error
             record(task, result, time.perf_counter() - started)

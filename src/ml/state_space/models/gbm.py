@@ -11,10 +11,14 @@ that are narrower than a shorter horizon's (``postprocess.monotone_bands``).
 The number of trees is chosen by early stopping on each symbol's last
 ``validation_rows`` target rows (an embargo of ``h`` rows before them), then the model
 is refitted on all rows with that many trees, so the forecast has seen the latest years.
+The early-stopped trees are kept: :meth:`GlobalQuantileGBM.held_out_series` forecasts
+with them where no training target reached, which is what a network stacked on the
+model (``TrainingConfig.fallback="lgbm"``) is gated against.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 from collections.abc import Mapping, Sequence
@@ -38,7 +42,7 @@ from ml.state_space.models.base import (
 )
 from ml.state_space.models.baselines import check_horizons, check_quantiles, require_fitted
 from ml.state_space.models.card import ModelCard
-from ml.state_space.models.fallback import Fallback, fallback_from_dict
+from ml.state_space.models.fallback import Fallback, fallback_from_dict, fallback_to_dict
 from ml.state_space.models.garch import DriftGarchFHS
 from ml.state_space.models.postprocess import QuantileCorrection, blend_weight, monotone_bands
 from ml.state_space.models.servable import InsufficientHistoryError, Servable, Variant
@@ -141,10 +145,12 @@ class _Rows:
 
 @dataclass
 class _Gate:
-    """One series' blend weights of the model per horizon (H,), and its fallback."""
+    """One series' blend weights of the model per horizon (H,), its fallback fitted on all
+    its prices (the served one), and the fallback fitted up to its first validation origin."""
 
     weights: np.ndarray
     fallback: DriftGarchFHS
+    held_out_fallback: DriftGarchFHS
 
 
 class GlobalQuantileGBM:
@@ -166,6 +172,9 @@ class GlobalQuantileGBM:
         self.engineer = TimeSeriesFeatureEngineer(use_ohlc=False, use_volume=False)
         self.boosters_: dict[tuple[int, float], lgb.Booster] | None = None
         self.gates_: dict[str, _Gate] = {}
+        # the early-stopped trees, and the last date any of their training targets reached
+        self.stopped_: dict[tuple[int, float], lgb.Booster] = {}
+        self.trained_until_: pd.Timestamp | None = None
 
     def __repr__(self) -> str:
         return f"GlobalQuantileGBM(horizons={self.horizons}, quantiles={self.quantiles})"
@@ -234,9 +243,10 @@ class GlobalQuantileGBM:
         ``config.gate``, each series' blend with its fallback)."""
         designs = {symbol: self._design(prices) for symbol, prices in histories.items()}
         names = list(next(iter(designs.values())).features.columns)
-        boosters, validation = {}, {}
+        boosters, validation, trained_until = {}, {}, []
         for horizon in self.horizons:
             rows = self._rows(histories, designs, horizon)
+            trained_until.append(_last_target_date(histories, rows, horizon))
             stopped = {}
             for level in self.quantiles:
                 boosters[horizon, level], early = self._fit_one(rows, names, horizon, level)
@@ -244,6 +254,8 @@ class GlobalQuantileGBM:
                     stopped[level] = early
             validation[horizon] = rows, stopped
         self.boosters_ = boosters
+        self.stopped_ = {(h, q): b for h, (_, bs) in validation.items() for q, b in bs.items()}
+        self.trained_until_ = max(trained_until)
         self.gates_ = self._gates(histories, validation) if self.config.gate else {}
         return self
 
@@ -261,6 +273,25 @@ class GlobalQuantileGBM:
             raise ValueError(f"{symbol!r} was not among the series this model was fitted on")
         gate = self.gates_[symbol]
         return GBMSeriesForecaster(self, gate.weights, gate.fallback)
+
+    def held_out_series(self, symbol: str) -> tuple[GBMSeriesForecaster, pd.Timestamp]:
+        """The gated forecaster of ``symbol`` as it stood before its validation rows: the
+        early-stopped trees, and the fallback fitted up to the series' first validation
+        origin, with the gate weights; and the last date any of those trees' training
+        targets reached, so its forecasts from later origins are out of sample.
+
+        A model stacked on this one judges itself against these forecasts. The gate
+        weights were chosen on the same validation rows, so the comparison flatters
+        this model a little. ValueError without validation rows (every (horizon,
+        quantile) needs its early-stopped trees)."""
+        gated = self.series(symbol)
+        if self.trained_until_ is None or len(self.stopped_) < len(self.boosters_ or {}):
+            raise ValueError("the model was fitted without validation rows: nothing is held out")
+        held_out = copy.copy(self)
+        held_out.boosters_ = self.stopped_
+        weights = gated.correction.blend_weight
+        fallback = self.gates_[symbol].held_out_fallback
+        return GBMSeriesForecaster(held_out, weights, fallback), self.trained_until_
 
     def predict_quantiles(self, prices: pd.DataFrame, origins: pd.DatetimeIndex) -> np.ndarray:
         """(n_origins, n_horizons, n_quantiles) log-return quantiles; origin ``t`` uses
@@ -326,7 +357,8 @@ class GlobalQuantileGBM:
                 baseline = fallback.predict_quantiles(prices, origins)[:, h] / block.scale[:, None]
                 weights[h] = blend_weight(z, block.targets, baseline, levels, horizon)
             logger.debug("lgbm %s: model weight per horizon %s", symbol, weights)
-            gates[symbol] = _Gate(weights, DriftGarchFHS(self.horizons, self.quantiles).fit(prices))
+            served = DriftGarchFHS(self.horizons, self.quantiles).fit(prices)
+            gates[symbol] = _Gate(weights, served, fallback)
         return gates
 
     def _design(self, prices: pd.DataFrame) -> _Design:
@@ -388,6 +420,19 @@ class GlobalQuantileGBM:
         return lgb.train(params, everything, num_boost_round=trees), stopped
 
 
+def _last_target_date(
+    histories: Mapping[str, pd.DataFrame], rows: _Rows, horizon: int
+) -> pd.Timestamp:
+    """The last date the early-stopping fit's training targets (``rows`` of ``horizon``)
+    reach in any series (a series without training rows reaches none)."""
+    ends = [
+        prices.index[rows.positions[(rows.series == index) & (rows.role == TRAIN)].max() + horizon]
+        for index, prices in enumerate(histories.values())
+        if ((rows.series == index) & (rows.role == TRAIN)).any()
+    ]
+    return max(ends, default=pd.Timestamp.min)
+
+
 class GBMSeriesForecaster(Servable):
     """One series' forecaster of a fitted, gated global model: the model blended with the
     series' fallback by the weights its validation rows supported (0: the fallback alone).
@@ -444,6 +489,14 @@ class GBMSeriesForecaster(Servable):
             "trained": monotone_bands(trained, self.quantiles, self.horizons),
             "model": monotone_bands(z * scale[:, :, None], self.quantiles, self.horizons),
             "baseline": baseline,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """The series' gate weights and fallback (not the trees): the state a network
+        stacked on this forecaster records as its fallback."""
+        return {
+            "weights": list(self.correction.blend_weight),
+            "fallback": fallback_to_dict(self.fallback),
         }
 
     def to_bytes(self) -> bytes:

@@ -21,7 +21,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import keras
 import numpy as np
@@ -53,6 +53,7 @@ from ml.state_space.models.card import (
 )
 from ml.state_space.models.fallback import (
     FALLBACKS,
+    STACKED,
     Fallback,
     fallback_from_dict,
     fallback_to_dict,
@@ -85,6 +86,9 @@ from ml.state_space.training.loop import (
     refit_network,
     scratch_dir,
 )
+
+if TYPE_CHECKING:
+    from ml.state_space.models.gbm import GBMSeriesForecaster, GlobalQuantileGBM
 
 logger = logging.getLogger(__name__)
 
@@ -142,7 +146,8 @@ class NeuralForecaster(Servable):
         self.normalizer: Normalizer | None = None
         self.target_scale: np.ndarray | None = None
         self.correction: QuantileCorrection | None = None
-        self.fallback: Fallback | None = None
+        self.fallback: Fallback | GBMSeriesForecaster | None = None
+        self.stacked_on: GlobalQuantileGBM | None = None  # the fitted model of fallback "lgbm"
         self._initial_weights: list[np.ndarray] | None = None  # a warm start's, if any
         self._infer: Any = None  # the architecture's shared inference function
         self._weights: tuple[list, list] = ([], [])  # this network's arguments to it
@@ -187,6 +192,7 @@ class NeuralForecaster(Servable):
         on_epoch: EpochCallback | None = None,
         refit: bool | None = None,
         warm_start: NeuralForecaster | None = None,
+        stacked_on: GlobalQuantileGBM | None = None,
     ) -> Self:
         """Fit on every row of ``prices`` (the last ``config.days`` of them, if set).
 
@@ -196,10 +202,18 @@ class NeuralForecaster(Servable):
         ``work_dir`` keeps checkpoints and resume state (a temporary directory when
         omitted). ``warm_start``, a fitted forecaster of the same architecture and
         features (an earlier fold's), gives the initial weights of the fit and the refit
-        instead of the seeded ones. Raises ``DataQualityError`` for unusable prices.
+        instead of the seeded ones. ``stacked_on``, a gated global LightGBM fitted on
+        this series among others and on no row after ``prices``, is the fallback when
+        ``config.fallback`` is ``"lgbm"``. Raises ``DataQualityError`` for unusable prices.
         """
         started = time.perf_counter()
         config = self.config
+        if (config.fallback == STACKED) != (stacked_on is not None):
+            raise ValueError(
+                f"fallback={config.fallback!r}: pass the fitted LightGBM as stacked_on "
+                "exactly when the fallback is 'lgbm'"
+            )
+        self.stacked_on = stacked_on
         set_random_seed(config.seed)
         series = self.prepare(prices, symbol or prices.attrs.get("symbol") or "UNKNOWN")
         n_features = series.features.shape[1]
@@ -415,13 +429,16 @@ class NeuralForecaster(Servable):
 
     def _fit_correction(self, split: SequenceSplit, prices: pd.DataFrame) -> QuantileCorrection:
         """Blend/calibration fitted on the validation windows, in z units, against a
-        fallback fitted on the rows the training windows span (their targets included)."""
-        positions = prices.index.get_indexer(split.val.anchor_dates)
+        fallback that has seen none of their targets (:meth:`_validation_fallback`)."""
+        origins, fallback = self._validation_fallback(split, prices)
+        positions = prices.index.get_indexer(origins)
+        if len(positions) == 0:
+            logger.info("%s: no validation origin to judge the network on", self.card.symbol)
+            return QuantileCorrection.fallback_only(len(self.horizons), len(self.quantiles))
+        rows = split.val.anchor_dates.get_indexer(origins)
         scale = horizon_volatility(prices, positions, self.horizons)
-        predicted = self._network_returns(split.val.x, prices, positions) / scale[:, :, None]
-        train_end = prices.index.get_loc(split.train.anchor_dates[-1]) + max(self.horizons) + 1
-        fallback = self._new_fallback().fit(prices.iloc[:train_end])
-        baseline = fallback.predict_quantiles(prices, split.val.anchor_dates)
+        predicted = self._network_returns(split.val.x[rows], prices, positions) / scale[:, :, None]
+        baseline = fallback.predict_quantiles(prices, origins)
         outcomes = np.stack(
             [forward_log_returns(prices, h)[positions] for h in self.horizons], axis=1
         )
@@ -434,6 +451,20 @@ class NeuralForecaster(Servable):
             blend=self.config.blend,
             calibrate=self.config.calibrate,
         )
+
+    def _validation_fallback(
+        self, split: SequenceSplit, prices: pd.DataFrame
+    ) -> tuple[pd.DatetimeIndex, Fallback | GBMSeriesForecaster]:
+        """The validation origins the network is judged on, and the fallback it is judged
+        against there: one fitted on the rows the training windows span (their targets
+        included), or, stacked on LightGBM, the model's held-out forecaster, from the
+        first origin after its training targets end."""
+        origins = split.val.anchor_dates
+        if self.stacked_on is not None:
+            fallback, trained_until = self.stacked_on.held_out_series(self._fitted_card().symbol)
+            return origins[origins > trained_until], fallback
+        train_end = prices.index.get_loc(split.train.anchor_dates[-1]) + max(self.horizons) + 1
+        return origins, self._new_fallback().fit(prices.iloc[:train_end])
 
     def warm_up(self) -> None:
         """Compile single-window inference now (the first forecast would pay for it)."""
@@ -487,7 +518,10 @@ class NeuralForecaster(Servable):
         self.normalizer = Normalizer.from_dict(card.normalizer)
         self.target_scale = np.asarray(card.target_scale, dtype=np.float32)
         self.correction = QuantileCorrection.from_dict(card.correction) if card.correction else None
-        self.fallback = fallback_from_dict(card.fallback, self.horizons, self.quantiles)
+        if self.stacked_on is not None:  # its trees are not on the card
+            self.fallback = self.stacked_on.series(card.symbol)
+        else:
+            self.fallback = fallback_from_dict(card.fallback, self.horizons, self.quantiles)
         key = json.dumps(
             [self.family, self.config.model.to_dict(), list(network.input_shape[1:])],
             sort_keys=True,
@@ -522,8 +556,12 @@ class NeuralForecaster(Servable):
         self.card = self._with_fallback(self._fitted_card(), prices)
 
     def _with_fallback(self, card: ModelCard, prices: pd.DataFrame) -> ModelCard:
-        """``card`` holding the fallback fitted on all of ``prices``, the served one."""
-        self.fallback = self._new_fallback().fit(prices)
+        """``card`` holding the served fallback: fitted on all of ``prices``, or the
+        stacked LightGBM's gated forecaster of the series."""
+        if self.stacked_on is None:
+            self.fallback = self._new_fallback().fit(prices)
+        else:
+            self.fallback = self.stacked_on.series(card.symbol)
         return replace(card, fallback=fallback_to_dict(self.fallback))
 
     def infer_scaled(self, windows: np.ndarray) -> np.ndarray:

@@ -52,6 +52,11 @@ class QuantileCorrection:
         corrected = corrected + np.asarray(self.shift)[None, :, :]
         return np.sort(corrected, axis=-1)
 
+    @classmethod
+    def fallback_only(cls, n_horizons: int, n_quantiles: int) -> QuantileCorrection:
+        """The correction that serves the fallback alone at every horizon."""
+        return cls((0.0,) * n_horizons, ((0.0,) * n_quantiles,) * n_horizons)
+
     def to_dict(self) -> dict[str, Any]:
         return {"blend_weight": list(self.blend_weight), "shift": [list(s) for s in self.shift]}
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from ml.state_space.features.engineer import TimeSeriesFeatureEngineer
 from ml.state_space.features.windows import SequenceGenerator, min_feature_rows
-from ml.state_space.models.fallback import FALLBACKS, fallback_min_rows
+from ml.state_space.models.fallback import FALLBACK_NAMES, STACKED, fallback_min_rows
 from ml.state_space.models.mamba.model import MambaConfig
 
 TARGET_SCALINGS = ("global", "volatility")
@@ -39,7 +39,8 @@ class TrainingConfig:
     # what is served where the network shows no skill, and blended with where it does
     # (models.fallback): "drift-garch-fhs" (the training drift, a GARCH band shaped by
     # the history), "drift-garch" or "rw" (the random walk); chosen on the walk-forward
-    # backtest: docs/EVALUATION.md, round 4
+    # backtest: docs/EVALUATION.md, round 4; "lgbm": the gated LightGBM's forecast (a
+    # backtest option: docs/EVALUATION.md, round 7)
     fallback: str = "drift-garch-fhs"
     calibrate: bool = False  # shift each non-median quantile to its level (hurt: off)
     # after the early-stopped fit, retrain on all windows (the validation block too) for
@@ -62,8 +63,10 @@ class TrainingConfig:
     def __post_init__(self) -> None:
         if self.supervised_steps < 1:
             raise ValueError(f"supervised_steps={self.supervised_steps} must be >= 1")
-        if self.fallback not in FALLBACKS:
-            raise ValueError(f"fallback={self.fallback!r}; expected one of {sorted(FALLBACKS)}")
+        if self.fallback not in FALLBACK_NAMES:
+            raise ValueError(f"fallback={self.fallback!r}; expected one of {FALLBACK_NAMES}")
+        if self.fallback == STACKED and self.pooled:
+            raise ValueError("a pooled network cannot stack on LightGBM (fallback='lgbm')")
         if self.pooled_normalizer not in POOLED_NORMALIZERS:
             raise ValueError(
                 f"pooled_normalizer={self.pooled_normalizer!r}; expected one of "
