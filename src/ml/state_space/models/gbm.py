@@ -425,11 +425,11 @@ def _last_target_date(
 ) -> pd.Timestamp:
     """The last date the early-stopping fit's training targets (``rows`` of ``horizon``)
     reach in any series (a series without training rows reaches none)."""
-    ends = [
-        prices.index[rows.positions[(rows.series == index) & (rows.role == TRAIN)].max() + horizon]
-        for index, prices in enumerate(histories.values())
-        if ((rows.series == index) & (rows.role == TRAIN)).any()
-    ]
+    ends = []
+    for index, prices in enumerate(histories.values()):
+        trained = rows.select(index, TRAIN).positions
+        if len(trained):
+            ends.append(prices.index[trained.max() + horizon])
     return max(ends, default=pd.Timestamp.min)
 
 
