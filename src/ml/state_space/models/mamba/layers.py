@@ -6,7 +6,6 @@ import math
 
 import keras
 import numpy as np
-import tensorflow as tf
 from keras import ops
 
 from ml.state_space.models.mamba.ssd import DEFAULT_CHUNK_SIZE, ssd_final_state, ssd_scan
@@ -32,6 +31,11 @@ def _a_log_initializer(low: float, high: float):
         return ops.cast(ops.log(keras.random.uniform(shape, low, high)), dtype or "float32")
 
     return init
+
+
+def _split(x, sizes: list[int]) -> list:
+    """Split the last axis of ``x`` into consecutive parts of the given ``sizes``."""
+    return ops.split(x, [int(i) for i in np.cumsum(sizes)[:-1]], axis=-1)
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -119,16 +123,16 @@ class Mamba2(keras.layers.Layer):
     def _project(self, u):
         """In-projection: z (b, L', di), xbc (b, L, di+2n), dt (b, L, h); L' = 1 if last step."""
         if self.return_sequences:
-            return tf.split(ops.matmul(u, self.in_proj), self.split_sizes, axis=-1)
-        w_z, w_xbcdt = tf.split(self.in_proj, [self.d_inner, sum(self.split_sizes[1:])], axis=1)
+            return _split(ops.matmul(u, self.in_proj), self.split_sizes)
+        w_z, w_xbcdt = ops.split(self.in_proj, [self.d_inner], axis=1)
         z = ops.matmul(u[:, -1:], w_z)  # (b, 1, di): the gate is only needed at the last step
-        return [z, *tf.split(ops.matmul(u, w_xbcdt), self.split_sizes[1:], axis=-1)]
+        return [z, *_split(ops.matmul(u, w_xbcdt), self.split_sizes[1:])]
 
     def call(self, u):
         length = u.shape[1]
         z, xbc, dt = self._project(u)  # (b, L', di), (b, L, di + 2n), (b, L, h)
         xbc = ops.silu(self._causal_conv(xbc))  # (b, L, di + 2n)
-        x, b, c = tf.split(xbc, [self.d_inner, self.d_state, self.d_state], axis=-1)  # x (b,L,di)
+        x, b, c = _split(xbc, [self.d_inner, self.d_state, self.d_state])  # x (b,L,di)
         dt = ops.softplus(dt + self.dt_bias)  # (b, L, h), > 0
         a = -ops.exp(self.a_log)  # (h,), < 0
         x = ops.reshape(x, (-1, length, self.n_heads, self.head_dim))  # (b, L, h, p)
@@ -136,8 +140,8 @@ class Mamba2(keras.layers.Layer):
             y = ssd_scan(x, dt, a, b, c, self.chunk_size)  # (b, L, h, p)
         else:
             state = ssd_final_state(x, dt, a, b)  # (b, h, p, n)
-            c_last = ops.expand_dims(c[:, -1:], 1)  # (b, 1, 1, n)
-            y = ops.transpose(tf.matmul(state, c_last, transpose_b=True), (0, 3, 1, 2))  # (b,1,h,p)
+            c_last = ops.reshape(c[:, -1], (-1, 1, self.d_state, 1))  # (b, 1, n, 1)
+            y = ops.transpose(ops.matmul(state, c_last), (0, 3, 1, 2))  # (b, 1, h, p)
             x = x[:, -1:]  # (b, 1, h, p)
         y = y + x * ops.expand_dims(self.d_skip, -1)  # (b, L', h, p)
         y = ops.reshape(y, (-1, z.shape[1], self.d_inner)) * ops.silu(z)  # (b, L', di), gated

@@ -13,7 +13,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import tensorflow as tf
 from keras import ops
 
 DEFAULT_CHUNK_SIZE = 64
@@ -48,7 +47,7 @@ def _end_states(x, cs, B):
     x: (..., l, p) dt-scaled inputs; cs: (..., l) cumulative log-decay; B: (..., l, n).
     """
     to_end = ops.exp(cs[..., -1:] - cs)  # (..., l): decay from each step to the end, <= 1
-    return tf.matmul(x * ops.expand_dims(to_end, -1), B, transpose_a=True)  # (..., p, n)
+    return ops.matmul(ops.swapaxes(x * ops.expand_dims(to_end, -1), -1, -2), B)  # (..., p, n)
 
 
 def ssd_final_state(x, dt, A, B):
@@ -96,8 +95,8 @@ def ssd_scan(x, dt, A, B, C, chunk_size: int = DEFAULT_CHUNK_SIZE):
     # Intra-chunk (diagonal blocks): y_i = sum_{j<=i} exp(cs_i - cs_j) (C_i . B_j) x_j.
     seg = ops.expand_dims(cs, -1) - ops.expand_dims(cs, -2)  # (b, h, c, l, l)
     decay = ops.exp(ops.minimum(seg, 0.0) + _neg_inf_above(chunk, False))  # (b, h, c, l, l)
-    scores = tf.matmul(C, B, transpose_b=True)  # (b, 1, c, l, l)
-    y = tf.matmul(decay * scores, x)  # (b, h, c, l, p)
+    scores = ops.matmul(C, ops.swapaxes(B, -1, -2))  # (b, 1, c, l, l)
+    y = ops.matmul(decay * scores, x)  # (b, h, c, l, p)
 
     if n_chunks > 1:  # Inter-chunk: states entering each chunk, decayed into its outputs.
         states = _end_states(x, cs, B)  # (b, h, c, p, n)
@@ -108,9 +107,9 @@ def ssd_scan(x, dt, A, B, C, chunk_size: int = DEFAULT_CHUNK_SIZE):
         carry = ops.exp(ops.minimum(gap, 0.0) + _neg_inf_above(n_chunks, True))  # (b,h,c,c)
         flat = ops.reshape(states, (-1, heads, n_chunks, head_dim * d_state))  # (b,h,c,p*n)
         entering = ops.reshape(
-            tf.matmul(carry, flat), (-1, heads, n_chunks, head_dim, d_state)
+            ops.matmul(carry, flat), (-1, heads, n_chunks, head_dim, d_state)
         )  # (b, h, c, p, n)
-        y_off = tf.matmul(C, entering, transpose_b=True)  # (b, h, c, l, p)
+        y_off = ops.matmul(C, ops.swapaxes(entering, -1, -2))  # (b, h, c, l, p)
         y = y + y_off * ops.expand_dims(ops.exp(cs), -1)  # (b, h, c, l, p)
 
     y = ops.transpose(y, (0, 2, 3, 1, 4))  # (b, c, l, h, p)
