@@ -200,11 +200,12 @@ class NeuralForecaster(Servable):
         is the validation block for early stopping, learning-rate decay and the blend;
         then, if ``refit`` (default ``config.refit``), :meth:`refit` on all of ``prices``.
         ``work_dir`` keeps checkpoints and resume state (a temporary directory when
-        omitted). ``warm_start``, a fitted forecaster of the same architecture and
-        features (an earlier fold's), gives the initial weights of the fit and the refit
-        instead of the seeded ones. ``stacked_on``, a gated global LightGBM fitted on
-        this series among others and on no row after ``prices``, is the fallback when
-        ``config.fallback`` is ``"lgbm"``. Raises ``DataQualityError`` for unusable prices.
+        omitted). ``warm_start``, a fitted forecaster of the same architecture (an
+        earlier fold's, or a pooled network's), gives the features and the initial weights
+        of the fit and the refit instead of the seeded ones. ``stacked_on``, a gated
+        global LightGBM fitted on this series among others and on no row after ``prices``,
+        is the fallback when ``config.fallback`` is ``"lgbm"``. Raises
+        ``DataQualityError`` for unusable prices.
         """
         started = time.perf_counter()
         config = self.config
@@ -215,7 +216,8 @@ class NeuralForecaster(Servable):
             )
         self.stacked_on = stacked_on
         set_random_seed(config.seed)
-        series = self.prepare(prices, symbol or prices.attrs.get("symbol") or "UNKNOWN")
+        symbol = symbol or prices.attrs.get("symbol") or "UNKNOWN"
+        series = self.prepare(prices, symbol, warm_start.engineer if warm_start else None)
         n_features = series.features.shape[1]
         network = self.build_network(n_features)  # seeded initial state
         self._initial_weights = self._warm_weights(warm_start, series.features.columns)
@@ -534,12 +536,14 @@ class NeuralForecaster(Servable):
         self, warm_start: NeuralForecaster | None, feature_names: Sequence[str]
     ) -> list[np.ndarray] | None:
         """The weights of ``warm_start`` to start a fit from; ValueError if its network
-        or its inputs differ from this forecaster's."""
+        or its inputs differ from this forecaster's (its learning rate may: a fine-tune
+        runs at a lower one)."""
         if warm_start is None:
             return None
         card = warm_start._fitted_card()
-        same_network = (
-            warm_start.family == self.family and warm_start.config.model == self.config.model
+        rate = self.config.model.learning_rate
+        same_network = warm_start.family == self.family and (
+            replace(warm_start.config.model, learning_rate=rate) == self.config.model
         )
         if not same_network or card.features.names != list(feature_names):
             raise ValueError(

@@ -13,7 +13,9 @@ trains one network of a neural family on the training windows of every series of
 - then each series gets its own :class:`NeuralForecaster` around the shared network:
   the blend with its own fallback fitted on its own validation windows (the gate), and
   the fallback refitted on all its prices. With ``config.refit`` the network is retrained
-  on every window of every series for the best epoch count, as a per-symbol fit is.
+  on every window of every series for the best epoch count, as a per-symbol fit is;
+- or, with ``config.pooled_fine_tune``, each series gets its own network fine-tuned from
+  the shared one (:meth:`PooledNeuralForecaster.fine_tune`).
 
 The series' forecasters are ordinary neural forecasters: saved, loaded and served as a
 per-symbol model is. The backtest fits one per test year (``TrainingConfig.pooled``).
@@ -69,7 +71,8 @@ class PooledNeuralForecaster:
     ) -> Self:
         """Fit one network on every usable series of ``histories`` (a series whose prices
         fail the data checks is left out and listed in :attr:`skipped`), then, if
-        ``refit`` (default ``config.refit``), :meth:`refit` it on all of them. ``work_dir``
+        ``refit`` (default ``config.refit``), :meth:`refit` it on all of them (or, with
+        ``config.pooled_fine_tune``, :meth:`fine_tune` it for each of them). ``work_dir``
         keeps the fit's checkpoints and resume state. ValueError if no series is usable."""
         config = self.config
         set_random_seed(config.seed)
@@ -89,11 +92,6 @@ class PooledNeuralForecaster:
         for symbol, member in members.items():
             member.adopt(network, series[symbol], history, stop)
         self.members = members
-        if config.refit if refit is None else refit:
-            self.refit(histories)
-        else:
-            for symbol, member in members.items():
-                member.fit_fallback(series[symbol].prices)
         logger.info(
             "%s: one network for %d series, %d epochs (%s); it has a share in %d of them",
             name,
@@ -101,6 +99,40 @@ class PooledNeuralForecaster:
             len(history),
             stop,
             sum(member.network_served for member in members.values()),
+        )
+        if config.pooled_fine_tune:
+            return self.fine_tune(histories, refit=refit)
+        if config.refit if refit is None else refit:
+            self.refit(histories)
+        else:
+            for symbol, member in members.items():
+                member.fit_fallback(series[symbol].prices)
+        return self
+
+    def fine_tune(
+        self, histories: Mapping[str, pd.DataFrame], *, refit: bool | None = None
+    ) -> Self:
+        """Replace each series' forecaster by one fine-tuned from the pooled network: a
+        per-series fit on its own windows of ``histories`` (its own normaliser, target
+        scale, validation block, gate and fallback) whose initial weights are the pooled
+        network's, at the learning rate of the pooled fit's best epoch. With ``refit``
+        (default ``config.refit``) the fine-tuned network is retrained on every window of
+        its series from the pooled weights (the pooled network itself is not refitted:
+        its weights never saw a validation block)."""
+        _, rates = next(iter(self.members.values())).refit_schedule()
+        model = replace(self.config.model, learning_rate=rates[-1])
+        config = replace(self.config, model=model, pooled=False, pooled_fine_tune=False)
+        for symbol, pooled in self.members.items():
+            tuned = self.family(training_config=config)
+            tuned.fit(histories[symbol], symbol=symbol, warm_start=pooled, refit=refit)
+            self.members[symbol] = tuned
+        logger.info(
+            "%s: fine-tuned for %d series at learning rate %.2g; the network has a share "
+            "in %d of them",
+            self.name,
+            len(self.members),
+            rates[-1],
+            sum(member.network_served for member in self.members.values()),
         )
         return self
 

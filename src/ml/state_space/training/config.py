@@ -59,6 +59,10 @@ class TrainingConfig:
     # training rows), or "global", one fitted on the training rows of every series, so
     # levels such as volatility compare across series
     pooled_normalizer: str = "series"
+    # a pooled network's second stage: each series' network fine-tuned from it (an
+    # early-stopped fit on the series' own windows, starting from the pooled weights, at
+    # the learning rate of the pooled fit's best epoch), then gated on its own
+    pooled_fine_tune: bool = False
 
     def __post_init__(self) -> None:
         if self.supervised_steps < 1:
@@ -67,6 +71,11 @@ class TrainingConfig:
             raise ValueError(f"fallback={self.fallback!r}; expected one of {FALLBACK_NAMES}")
         if self.fallback == STACKED and self.pooled:
             raise ValueError("a pooled network cannot stack on LightGBM (fallback='lgbm')")
+        if self.pooled_fine_tune and not (self.pooled and self.pooled_normalizer == "series"):
+            raise ValueError(
+                "pooled_fine_tune fine-tunes a pooled network (pooled=True) whose inputs "
+                "are normalised per series (pooled_normalizer='series'), as a series' own fit's are"
+            )
         if self.pooled_normalizer not in POOLED_NORMALIZERS:
             raise ValueError(
                 f"pooled_normalizer={self.pooled_normalizer!r}; expected one of "
