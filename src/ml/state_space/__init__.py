@@ -13,6 +13,7 @@ __version__ = "0.1.0"
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ INFO lines; user may override
 
+from ml.state_space import allocator as _allocator  # noqa: F401  (mallopt, first of all)
 from ml.state_space.data.calendar import add_trading_days
 from ml.state_space.data.sources import DataUnavailableError, load_bundled, load_history
 from ml.state_space.evaluation.backtest import BacktestConfig, backtest

@@ -1,0 +1,77 @@
+"""The malloc setting reaches every process that trains: read back through its effect.
+
+A 48 MiB block is above glibc's largest adaptive mmap threshold (32 MiB), so by default
+``malloc`` maps it (``mallinfo2().hblks`` counts one more mapped block); with the
+project's setting it comes from the heap. The probe runs in a worker spawned exactly as
+the training CLI and the backtest spawn theirs (``init_worker`` as the initializer).
+"""
+
+import ctypes
+import multiprocessing
+import platform
+import sys
+from concurrent.futures import ProcessPoolExecutor
+
+import pytest
+
+from ml.state_space import allocator
+from ml.state_space.orchestration.worker import init_worker
+
+pytestmark = pytest.mark.skipif(
+    not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc",
+    reason="the setting is glibc's",
+)
+
+BLOCK = 48 << 20
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [
+        (name, ctypes.c_size_t)
+        for name in (
+            "arena", "ordblks", "smblks", "hblks", "hblkhd",
+            "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost",
+        )
+    ]  # fmt: skip
+
+
+def large_block_is_mapped() -> bool:
+    """Whether ``malloc`` serves a 48 MiB request with its own mapping."""
+    libc = ctypes.CDLL(None)
+    libc.mallinfo2.restype = _MallInfo2
+    libc.malloc.restype = ctypes.c_void_p
+    libc.free.argtypes = [ctypes.c_void_p]
+    before = libc.mallinfo2().hblks
+    block = libc.malloc(BLOCK)
+    mapped = libc.mallinfo2().hblks > before
+    libc.free(block)
+    return mapped
+
+
+def _spawned_worker_maps_large_block() -> bool:
+    spawn = multiprocessing.get_context("spawn")
+    pool = ProcessPoolExecutor(1, mp_context=spawn, initializer=init_worker, initargs=(1, None))
+    with pool:
+        return pool.submit(large_block_is_mapped).result(timeout=120)
+
+
+def test_this_process_keeps_large_blocks_in_the_heap():
+    assert set(allocator.APPLIED) == set(allocator.SETTINGS)
+    assert not large_block_is_mapped()
+
+
+def test_a_spawned_training_worker_runs_with_the_setting():
+    assert not _spawned_worker_maps_large_block()
+
+
+def test_turning_it_off_leaves_glibc_default_in_spawned_workers(monkeypatch):
+    monkeypatch.setenv(allocator.DISABLE_VARIABLE, "0")
+    assert _spawned_worker_maps_large_block()
+
+
+def test_off_switch_and_users_own_glibc_variables_win(monkeypatch):
+    monkeypatch.setenv(allocator.DISABLE_VARIABLE, "off")
+    assert allocator.retain_freed_memory() == {}
+    monkeypatch.delenv(allocator.DISABLE_VARIABLE)
+    monkeypatch.setenv("MALLOC_TOP_PAD_", "0")
+    assert set(allocator.retain_freed_memory()) == {"M_MMAP_THRESHOLD", "M_TRIM_THRESHOLD"}
