@@ -117,7 +117,9 @@ class ForecastResponse(BaseModel):
     symbol: str
     as_of: dt.date = Field(description="date of the last price used")
     last_close: float
-    source: str | None = Field(description="price source: cache, yahoo, bundled or client")
+    source: str | None = Field(
+        description="price source: file (MAMBA_API_PRICES_FILE), cache, yahoo, bundled or client"
+    )
     model_version: str
     trained_at: dt.datetime
     horizons: list[HorizonOut]

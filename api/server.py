@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from api.settings import Settings
+from ml.state_space.data.prices_file import PricesFileError, read_prices_file
 
 
 class HeaderTimeoutProtocol(HttpToolsProtocol):
@@ -90,6 +91,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         settings = Settings()
     except ValidationError as error:  # a bad MAMBA_API_* value: say which, no traceback
         raise SystemExit(f"invalid MAMBA_API_* setting: {error}") from None
+    if settings.prices_file is not None:
+        try:  # the service reads it again at start-up; a bad file should not get that far
+            read_prices_file(settings.prices_file)
+        except PricesFileError as error:
+            raise SystemExit(f"invalid MAMBA_API_PRICES_FILE: {error}") from None
     uvicorn.run(
         "api.main:app",
         host=args.host,

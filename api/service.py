@@ -17,6 +17,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from api.metrics import ApiMetrics
 from api.model_cache import Fingerprint, LoadedModel, ModelCache
 from api.schemas import ForecastResponse, PriceHistory
 from api.settings import Settings
+from ml.state_space.data.prices_file import read_prices_file
 from ml.state_space.data.sources import load_history
 from ml.state_space.data.symbols import validate_symbol
 from ml.state_space.registry import ModelRegistry
@@ -46,11 +48,17 @@ class HistoryCache:
     """Per-symbol price history reused for ``ttl_s`` seconds (bounded LRU, per-symbol lock)."""
 
     def __init__(
-        self, ttl_s: float, offline: bool | None, cache_dir: Path | None, metrics: ApiMetrics
+        self,
+        ttl_s: float,
+        offline: bool | None,
+        cache_dir: Path | None,
+        metrics: ApiMetrics,
+        prices: Mapping[str, pd.DataFrame] | None = None,
     ) -> None:
         self.ttl_s = ttl_s
         self.offline = offline
         self.cache_dir = cache_dir
+        self.prices = prices
         self.metrics = metrics
         self._entries: OrderedDict[str, _History] = OrderedDict()
         self._lock = threading.Lock()
@@ -82,7 +90,9 @@ class HistoryCache:
 
     def _load(self, symbol: str, rows: int) -> _History:
         started = time.perf_counter()
-        full = load_history(symbol, offline=self.offline, cache_dir=self.cache_dir)
+        full = load_history(
+            symbol, offline=self.offline, cache_dir=self.cache_dir, prices=self.prices
+        )
         # keep a margin over `rows` so models with a longer window rarely force a reload
         frame = full.iloc[-max(2 * rows, 1024) :]
         frame.attrs = dict(full.attrs)
@@ -113,8 +123,9 @@ class PredictionService:
         self.models = ModelCache(
             self.registry, settings.model_cache_size, metrics, settings.unskilled_forecast
         )
+        prices = read_prices_file(settings.prices_file) if settings.prices_file else None
         self.history = HistoryCache(
-            settings.history_ttl_s, settings.offline, settings.cache_dir, metrics
+            settings.history_ttl_s, settings.offline, settings.cache_dir, metrics, prices
         )
         self._forecasts: OrderedDict[str, tuple[tuple[Fingerprint, int], ForecastResponse]] = (
             OrderedDict()

@@ -28,6 +28,11 @@ class Settings(BaseSettings):
         None, description="never fetch from Yahoo; unset = follow MAMBA_FORECAST_OFFLINE"
     )
     cache_dir: Path | None = Field(None, description="parquet price cache (data layer default)")
+    prices_file: Path | None = Field(
+        None,
+        description="your own daily prices (CSV, CSV.gz or Parquet, as --prices of the "
+        "scripts); its symbols are served from it and nowhere else",
+    )
     model_cache_size: int = Field(32, ge=1, le=1024, description="models kept loaded (LRU)")
     history_ttl_s: float = Field(
         60.0, ge=0, le=86_400, description="seconds a symbol's price history is reused; 0 = never"

@@ -1,10 +1,13 @@
 """Walk-forward backtest: refit every model before each test year, score it next to baselines.
 
 Examples:
-    python scripts/backtest.py --symbols BUNDLED --years 2018-2022 --offline
-    python scripts/backtest.py --symbols AAPL,MSFT --years 2020-2021 --models rw,garch,mamba
-    python scripts/backtest.py --symbols BUNDLED --years 2008-2022 --models mamba,rw --seeds 1,2,3
-    python scripts/backtest.py --symbols BUNDLED --years 2018-2022 --models lgbm,rw,drift-garch-fhs
+    python scripts/backtest.py --symbols BUNDLED --years 2016-2020 --offline
+    python scripts/backtest.py --symbols AAPL,MSFT --years 2019-2020 --models rw,garch,mamba
+    python scripts/backtest.py --symbols SP500 --years 2016-2020 --models lgbm,garch,rw
+    python scripts/backtest.py --prices my_prices.csv --years 2021-2023 --models garch,rw
+    # the close-only rounds of docs/EVALUATION.md: the 20-stock file to 2022, from
+    # src/ml/state_space/resources/
+    python scripts/backtest.py --years 2018-2022 --prices sp500_20_stocks_adjclose_1990_2022.csv.gz
 
 Writes forecasts.parquet, summary.json, report.md and PNG plots under --out; prints the
 summary table. Definitions of every number: docs/EVALUATION.md.
@@ -22,8 +25,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ml.cli.args import positive_int
-from ml.state_space.data.universe import resolve_symbols
+from ml.cli.args import add_data_arguments, positive_int, symbols_and_prices
 
 SERVED_FAMILIES = ("mamba", "lgbm")  # trained for the service: their figures are published
 
@@ -87,11 +89,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
-    parser.add_argument("--symbols", default="BUNDLED", help="universe (BUNDLED, TIER_1) or list")
+    add_data_arguments(parser, default_symbols="BUNDLED")
     parser.add_argument(
         "--years",
         type=parse_years,
-        default=parse_years("2018-2022"),
+        default=parse_years("2016-2020"),
         help="test years: FIRST-LAST or a comma list; one fold per calendar year",
     )
     parser.add_argument(
@@ -177,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         from ml.state_space.orchestration.run import fetch_all
         from ml.state_space.registry import ModelRegistry
     try:
-        symbols = resolve_symbols(args.symbols)
+        symbols, user_prices = symbols_and_prices(args, "BUNDLED")
         training, gbm = model_settings(args)
         config = BacktestConfig(
             years=args.years,
@@ -191,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    histories = asyncio.run(fetch_all(symbols, args.offline))
+    histories = asyncio.run(fetch_all(symbols, args.offline, user_prices))
     prices = {s: h for s, h in histories.items() if not isinstance(h, Exception)}
     skipped = {s: h for s, h in histories.items() if isinstance(h, Exception)}
     if skipped:

@@ -3,6 +3,7 @@
 Examples:
     python scripts/train_mamba_models.py --symbols TIER_1 --parallel 10
     python scripts/train_mamba_models.py --symbols AAPL,MSFT --epochs 5 --offline
+    python scripts/train_mamba_models.py --prices my_prices.csv   # every symbol in the file
     python scripts/train_mamba_models.py --test
     python scripts/train_mamba_models.py --symbols BUNDLED --scheduler tcp://127.0.0.1:8786
 """
@@ -16,7 +17,13 @@ import sys
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from ml.cli.args import positive_float, positive_int, writable_directory
+from ml.cli.args import (
+    add_data_arguments,
+    positive_float,
+    positive_int,
+    symbols_and_prices,
+    writable_directory,
+)
 from ml.state_space.data.universe import resolve_symbols
 from ml.state_space.models.fallback import FALLBACKS
 from ml.state_space.registry import DEFAULT_ROOT, KEEP_VERSIONS, ModelRegistry
@@ -38,9 +45,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
-    parser.add_argument(
-        "--symbols", default="BUNDLED", help="universe name (TIER_1, BUNDLED) or comma list"
-    )
+    add_data_arguments(parser, default_symbols="BUNDLED")
     parser.add_argument(
         "--parallel", type=positive_int, default=2, help="worker processes (default 2)"
     )
@@ -159,8 +164,11 @@ def main(argv: list[str] | None = None) -> int:
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(message)s"
     )
     try:
-        symbols = resolve_symbols(TEST_SYMBOLS if args.test else args.symbols)
         config = build_config(args)
+        if args.test:
+            symbols, prices = resolve_symbols(TEST_SYMBOLS), None
+        else:
+            symbols, prices = symbols_and_prices(args, "BUNDLED", config.min_history())
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -172,6 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         scheduler=args.scheduler,
         skip_existing=args.skip_existing,
         resume=args.resume,
+        prices=prices,
     )
     with make_progress(len(symbols), config.epochs) as progress:
         run.progress = progress

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 @pytest.fixture
 def bundled_prices() -> pd.DataFrame:
     """AAPL adjusted close, 1990-01-02 .. 2022-12-28 (8,313 rows, ``close`` only)."""
-    return load_bundled("AAPL")
+    return load_bundled("AAPL", dataset="sp500-20")
 
 
 @pytest.fixture

@@ -10,8 +10,10 @@ from fastapi.testclient import TestClient
 
 from ml.state_space.data.sources import load_bundled
 
+OHLCV = ("open", "high", "low", "close", "volume")
 
-def price_rows(symbol: str, rows: int, columns: tuple[str, ...] = ("close",)) -> list[dict]:
+
+def price_rows(symbol: str, rows: int, columns: tuple[str, ...] = OHLCV) -> list[dict]:
     frame = load_bundled(symbol).iloc[-rows:]
     return [
         {"date": str(day.date()), **{c: float(frame.at[day, c]) for c in columns}}
@@ -67,14 +69,14 @@ def test_post_predict_on_the_same_prices_gives_the_same_forecast(client: TestCli
 
 
 def test_post_predict_with_ohlcv(client: TestClient) -> None:
-    rows = price_rows("^GSPC", 600, ("open", "high", "low", "close", "volume"))
-    response = client.post("/predict/^GSPC", json={"prices": rows})
+    response = client.post("/predict/^GSPC", json={"prices": price_rows("^GSPC", 600)})
     assert response.status_code == 200, response.text
     assert_forecast(response.json(), "^GSPC")
 
 
 def test_post_predict_without_the_columns_the_model_needs_is_422(client: TestClient) -> None:
-    response = client.post("/predict/^GSPC", json={"prices": price_rows("^GSPC", 600)})
+    rows = price_rows("^GSPC", 600, ("close",))
+    response = client.post("/predict/^GSPC", json={"prices": rows})
     assert response.status_code == 422
     assert response.json()["error"] == "insufficient_history"
     assert "open" in response.json()["message"]

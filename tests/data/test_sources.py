@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from ml.state_space.data import sources as data
+from ml.state_space.data.frames import standardise
 from ml.state_space.data.sources import DataUnavailableError, load_bundled, load_history
 from ml.state_space.data.symbols import InvalidSymbolError
 from ml.state_space.data.universe import BUNDLED_SYMBOLS
@@ -56,17 +57,22 @@ def yahoo(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> FakeYahoo:
 
 @pytest.fixture
 def spx(ohlcv_prices: pd.DataFrame) -> pd.DataFrame:
-    """Real ^GSPC bars re-dated to end today: what Yahoo 'returns' for a non-bundled symbol."""
+    """Real ^GSPC bars re-dated to end today: what Yahoo 'returns'."""
     return _recent(ohlcv_prices)
 
 
 def test_aapl_offline_is_the_full_real_history(tmp_path: Path, yahoo: FakeYahoo) -> None:
     df = load_history("AAPL", offline=True, cache_dir=tmp_path)
-    assert len(df) == 8313
-    assert list(df.columns) == ["close"]
+    assert len(df) == 5402
+    assert list(df.columns) == ["open", "high", "low", "close", "volume"]
     assert df.index.name == "date" and df.index.tz is None
     assert df.index.is_monotonic_increasing and df.index.is_unique
-    assert df.attrs == {"symbol": "AAPL", "source": "bundled", "last_date": "2022-12-28"}
+    assert df.attrs == {
+        "symbol": "AAPL",
+        "source": "bundled",
+        "dataset": "sp500-universe",
+        "last_date": "2021-04-21",
+    }
     assert yahoo.calls == []
 
 
@@ -75,7 +81,7 @@ def test_every_bundled_symbol_loads_with_finite_positive_close(symbol: str) -> N
     df = load_bundled(symbol)
     assert len(df) > 5000
     assert np.isfinite(df["close"]).all() and (df["close"] > 0).all()
-    expected = ["open", "high", "low", "close", "volume"] if symbol.startswith("^") else ["close"]
+    expected = ["close"] if symbol == "RRC" else ["open", "high", "low", "close", "volume"]
     assert list(df.columns) == expected
 
 
@@ -84,7 +90,7 @@ def test_adj_close_scales_open_high_low() -> None:
         {"Open": [10.0], "High": [12.0], "Low": [8.0], "Close": [10.0], "Adj Close": [5.0]},
         index=pd.DatetimeIndex(["2020-01-02"]),
     )
-    out = data._standardise(raw)
+    out = standardise(raw)
     assert out.iloc[0].to_dict() == {"open": 5.0, "high": 6.0, "low": 4.0, "close": 5.0}
 
 
@@ -94,7 +100,7 @@ def test_start_end_filter_inclusive(tmp_path: Path) -> None:
     )
     assert df.index[0] == pd.Timestamp("2020-01-02")
     assert df.attrs["last_date"] == "2020-12-31"
-    with pytest.raises(DataUnavailableError, match="covers 1990-01-02 to 2022-12-28"):
+    with pytest.raises(DataUnavailableError, match="covers 1999-11-01 to 2021-04-21"):
         load_history("MSFT", start="2030-01-01", offline=True, cache_dir=tmp_path)
 
 
@@ -155,7 +161,7 @@ def test_yahoo_failure_without_cache_falls_back_to_bundled(
     tmp_path: Path, yahoo: FakeYahoo
 ) -> None:
     df = load_history("AAPL", cache_dir=tmp_path)
-    assert df.attrs["source"] == "bundled" and len(df) == 8313
+    assert df.attrs["source"] == "bundled" and len(df) == 5402
     assert yahoo.calls == [("AAPL", None)]
     assert not (tmp_path / "AAPL.parquet").exists()
 
@@ -163,7 +169,7 @@ def test_yahoo_failure_without_cache_falls_back_to_bundled(
 def test_unknown_symbol_online_reports_network_error(tmp_path: Path) -> None:
     with pytest.raises(DataUnavailableError, match="network disabled in tests") as info:
         load_history("NOSUCH", cache_dir=tmp_path)
-    assert "pick a bundled symbol: AAPL" in str(info.value)
+    assert "--prices FILE" in str(info.value) and "SP500 universe" in str(info.value)
 
 
 def test_hung_yahoo_call_hits_the_deadline(tmp_path: Path, monkeypatch) -> None:

@@ -22,7 +22,7 @@ COLUMNS = ["model", "symbol", "fold", "origin_date", "horizon", "q0.1", "q0.5", 
 
 @pytest.fixture(scope="module")
 def prices() -> dict[str, pd.DataFrame]:
-    return {s: load_bundled(s).loc[:"2022-06-30"] for s in ("AAPL", "KO")}
+    return {s: load_bundled(s, dataset="sp500-20").loc[:"2022-06-30"] for s in ("AAPL", "KO")}
 
 
 def tiny_backtest_config(**overrides) -> BacktestConfig:

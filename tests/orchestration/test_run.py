@@ -116,7 +116,7 @@ def test_cli_rejects_non_positive_settings_as_usage_errors(tmp_path, flag):
 
 
 def test_one_bad_symbol_does_not_stop_the_others(tmp_path, monkeypatch):
-    def fake_history(symbol, offline=None):
+    def fake_history(symbol, offline=None, prices=None):
         prices = load_history("AAPL", offline=True)
         if symbol == "MSFT":
             prices = prices.copy()
@@ -348,7 +348,7 @@ def test_a_models_dir_that_is_a_file_is_a_usage_error(tmp_path, capsys):
 def test_the_longest_fits_are_queued_first(tmp_path, monkeypatch):
     lengths = {"SHORT": 800, "LONG": 3000, "MID": 1500}
 
-    async def fake_fetch_all(symbols, offline):
+    async def fake_fetch_all(symbols, offline, prices=None):
         prices = load_history("AAPL", offline=True)
         return {s: prices.iloc[-lengths[s] :] for s in symbols}
 

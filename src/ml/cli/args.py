@@ -41,3 +41,36 @@ def writable_directory(text: str) -> str:
         message = f"{text!r} is not a writable directory ({reason})"
         raise argparse.ArgumentTypeError(message) from error
     return text
+
+
+def add_data_arguments(parser: argparse.ArgumentParser, default_symbols: str) -> None:
+    """``--symbols`` and ``--prices``, the same in every script that reads prices."""
+    parser.add_argument(
+        "--symbols",
+        help="universe name (TIER_1, BUNDLED, SP500), a file of symbols or prices, or a comma "
+        f"list (default: the --prices file's symbols, else {default_symbols})",
+    )
+    parser.add_argument(
+        "--prices",
+        metavar="FILE",
+        help="your own daily prices (CSV, CSV.gz or Parquet; long: date,symbol,close|adj_close"
+        "[,open,high,low,volume], or wide: date + one column per symbol); its symbols are "
+        "read from it and nowhere else",
+    )
+
+
+def symbols_and_prices(
+    args: argparse.Namespace, default_symbols: str, min_rows: int = 2
+) -> tuple[list[str], dict | None]:
+    """The symbols to run and the frames of the ``--prices`` file (``None`` without one).
+
+    Raises ``ValueError`` (a ``PricesFileError`` naming file, row and fix) for a bad file
+    or symbol spec, before anything is fitted or written.
+    """
+    from ml.state_space.data.prices_file import read_prices_file
+    from ml.state_space.data.universe import resolve_symbols
+
+    prices = read_prices_file(args.prices, min_rows=min_rows) if args.prices else None
+    if args.symbols is None:
+        return (list(prices) if prices else resolve_symbols(default_symbols)), prices
+    return resolve_symbols(args.symbols), prices

@@ -1,14 +1,13 @@
-"""Daily price history from, in order: a Parquet cache, Yahoo Finance, the bundled data."""
+"""Daily price history from, in order: a user's prices file, a Parquet cache, Yahoo Finance,
+the bundled data."""
 
 from __future__ import annotations
 
 import logging
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import date
-from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +15,11 @@ import numpy as np
 import pandas as pd
 
 from ml.state_space.atomic import atomic_write
+from ml.state_space.data.bundled import bundled_dataset, load_bundled
 from ml.state_space.data.calendar import last_session_before
+from ml.state_space.data.frames import COLUMNS, DataUnavailableError, standardise
 from ml.state_space.data.quality import check_price_frame
 from ml.state_space.data.symbols import validate_symbol
-from ml.state_space.data.universe import BUNDLED_SYMBOLS
 
 __all__ = ["DataUnavailableError", "default_cache_dir", "load_bundled", "load_history"]
 
@@ -28,15 +28,8 @@ logger = logging.getLogger(__name__)
 OFFLINE_ENV = "MAMBA_FORECAST_OFFLINE"
 CACHE_DIR_ENV = "MAMBA_FORECAST_CACHE_DIR"
 YAHOO_DEADLINE_S = 10.0  # hard limit for one Yahoo call; the socket timeout is half of it
-COLUMNS = ("open", "high", "low", "close", "volume")
-_STOCKS_FILE = "sp500_20_stocks_adjclose_1990_2022.csv.gz"
-_INDEX_FILES = {"^GSPC": "gspc_ohlcv_1999_2018.csv.gz", "^IXIC": "ixic_ohlcv_1999_2018.csv.gz"}
 
 DateLike = str | date | pd.Timestamp | None
-
-
-class DataUnavailableError(LookupError):
-    """No source could provide price history for a symbol."""
 
 
 def default_cache_dir() -> Path:
@@ -46,68 +39,6 @@ def default_cache_dir() -> Path:
 
 def _offline_from_env() -> bool:
     return os.environ.get(OFFLINE_ENV, "").strip().lower() in {"1", "true", "yes"}
-
-
-def _tidy(frame: pd.DataFrame) -> pd.DataFrame:
-    """Float columns in canonical order, tz-naive ns index named ``date``."""
-    frame = frame[[c for c in COLUMNS if c in frame.columns]].astype("float64")
-    frame.index = pd.DatetimeIndex(frame.index).as_unit("ns").rename("date")
-    return frame
-
-
-def _standardise(raw: pd.DataFrame) -> pd.DataFrame:
-    """Yahoo-style OHLCV (any case, MultiIndex columns, Adj Close, tz-aware index) -> our frame."""
-    frame = raw.copy()
-    if isinstance(frame.columns, pd.MultiIndex):  # yf.download: (Price, Ticker) levels
-        levels = [i for i in range(frame.columns.nlevels) if "Close" in frame.columns.levels[i]]
-        frame.columns = frame.columns.get_level_values(levels[0] if levels else 0)
-    frame.columns = [str(c).strip().lower().replace(" ", "_") for c in frame.columns]
-    if "adj_close" in frame.columns:  # adjust open/high/low by the same factor as close
-        ratio = frame["adj_close"] / frame["close"]
-        for col in ("open", "high", "low"):
-            if col in frame.columns:
-                frame[col] = frame[col] * ratio
-        frame["close"] = frame["adj_close"]
-    index = pd.DatetimeIndex(frame.index)
-    frame.index = (index.tz_localize(None) if index.tz is not None else index).normalize()
-    frame = frame[~frame.index.duplicated(keep="last")].sort_index()
-    return _tidy(frame)
-
-
-# --- bundled data -------------------------------------------------------------------------
-
-
-def _open_resource(name: str) -> Any:
-    return (resources.files("ml.state_space") / "resources" / name).open("rb")
-
-
-@lru_cache(maxsize=1)
-def _stock_table() -> pd.DataFrame:
-    """The 20-stock wide adjusted-close CSV, parsed once per process."""
-    with _open_resource(_STOCKS_FILE) as handle:
-        return pd.read_csv(handle, compression="gzip", index_col="Date", parse_dates=["Date"])
-
-
-@lru_cache(maxsize=len(_INDEX_FILES))
-def _index_table(symbol: str) -> pd.DataFrame:
-    with _open_resource(_INDEX_FILES[symbol]) as handle:
-        raw = pd.read_csv(handle, compression="gzip")
-    raw.index = pd.to_datetime(raw.pop("Date"), format="%m/%d/%Y")
-    return _standardise(raw)
-
-
-def load_bundled(symbol: str) -> pd.DataFrame:
-    """Real history shipped with the package (``source="bundled"``), no network or cache."""
-    symbol = validate_symbol(symbol)
-    if symbol in _INDEX_FILES:
-        frame = _index_table(symbol).copy()
-    elif symbol in BUNDLED_SYMBOLS:
-        frame = _tidy(_stock_table()[[symbol]].rename(columns={symbol: "close"}))
-    else:
-        raise DataUnavailableError(
-            f"{symbol!r} is not bundled; bundled symbols: {', '.join(BUNDLED_SYMBOLS)}"
-        )
-    return _with_attrs(frame, symbol, "bundled")
 
 
 # --- Parquet cache ------------------------------------------------------------------------
@@ -186,7 +117,7 @@ def _fetch_yahoo(symbol: str, start: pd.Timestamp | None = None) -> pd.DataFrame
     )
     if raw is None or raw.empty:
         raise LookupError("no rows returned (unknown or delisted symbol, or Yahoo unreachable)")
-    frame = _standardise(raw)
+    frame = standardise(raw)
     check_price_frame(frame, symbol)
     return frame
 
@@ -217,10 +148,11 @@ def _refresh(symbol: str, cached: pd.DataFrame | None, path: Path) -> pd.DataFra
 # --- public entry point -------------------------------------------------------------------
 
 
-def _with_attrs(frame: pd.DataFrame, symbol: str, source: str) -> pd.DataFrame:
+def _with_attrs(frame: pd.DataFrame, symbol: str, source: str, dataset: str | None) -> pd.DataFrame:
     frame.attrs = {
         "symbol": symbol,
         "source": source,
+        **({"dataset": dataset} if dataset else {}),
         "last_date": frame.index[-1].strftime("%Y-%m-%d"),
     }
     return frame
@@ -232,14 +164,21 @@ def load_history(
     end: DateLike = None,
     offline: bool | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
+    prices: Mapping[str, pd.DataFrame] | None = None,
 ) -> pd.DataFrame:
     """Daily adjusted prices for ``symbol`` between ``start`` and ``end`` (both inclusive).
 
-    Sources, in order: the Parquet cache (used if fresh, or if offline), Yahoo Finance
+    Sources, in order: ``prices`` (frames read from a user's file by
+    :func:`~ml.state_space.data.prices_file.read_prices_file`; a symbol there is never
+    looked up elsewhere), the Parquet cache (used if fresh, or if offline), Yahoo Finance
     (only what the cache lacks), then the bundled data. ``offline=None`` reads
-    ``$MAMBA_FORECAST_OFFLINE``. ``df.attrs`` holds ``symbol``, ``source`` and ``last_date``.
+    ``$MAMBA_FORECAST_OFFLINE``. ``df.attrs`` holds ``symbol``, ``source``, ``last_date``
+    and, for bundled or file data, ``dataset``.
     """
     symbol = validate_symbol(symbol)
+    if prices is not None and symbol in prices:
+        given = prices[symbol]
+        return _select(given, symbol, "file", given.attrs.get("dataset"), start, end)
     offline = _offline_from_env() if offline is None else offline
     path = Path(cache_dir or default_cache_dir()) / f"{symbol}.parquet"
     cached = _read_cache(path, symbol)
@@ -256,8 +195,9 @@ def load_history(
             logger.warning("%s: Yahoo Finance failed (%s: %s)", symbol, type(exc).__name__, exc)
             tried.append(f"Yahoo Finance: {type(exc).__name__}: {exc}")
             frame = cached
-    if frame is None and symbol in BUNDLED_SYMBOLS:
-        frame, source = load_bundled(symbol), "bundled"
+    dataset = None
+    if frame is None and (dataset := bundled_dataset(symbol)) is not None:
+        frame, source = load_bundled(symbol, dataset), "bundled"
     if frame is None:
         hint = (
             f"run online (offline=False, unset {OFFLINE_ENV})"
@@ -266,13 +206,19 @@ def load_history(
         )
         raise DataUnavailableError(
             f"no price data for {symbol!r}; tried {'; '.join(tried)}; not bundled. "
-            f"Fix: {hint}, or pick a bundled symbol: {', '.join(BUNDLED_SYMBOLS)}"
+            f"Fix: {hint}, give your own prices (--prices FILE), or pick a bundled symbol "
+            "(the SP500 universe, RRC, ^GSPC, ^IXIC)"
         )
-    return _select(frame, symbol, source, start, end)
+    return _select(frame, symbol, source, dataset, start, end)
 
 
 def _select(
-    frame: pd.DataFrame, symbol: str, source: str, start: DateLike, end: DateLike
+    frame: pd.DataFrame,
+    symbol: str,
+    source: str,
+    dataset: str | None,
+    start: DateLike,
+    end: DateLike,
 ) -> pd.DataFrame:
     lo = None if start is None else pd.Timestamp(start)
     hi = None if end is None else pd.Timestamp(end)
@@ -282,4 +228,4 @@ def _select(
             f"no {symbol} rows between {start} and {end}; the {source} data covers "
             f"{frame.index[0]:%Y-%m-%d} to {frame.index[-1]:%Y-%m-%d}"
         )
-    return _with_attrs(out, symbol, source)
+    return _with_attrs(out, symbol, source, dataset)

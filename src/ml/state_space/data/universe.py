@@ -1,11 +1,21 @@
-"""Named symbol universes (``resources/universes.json``) and symbol-list resolution."""
+"""Named symbol universes and symbol-list resolution.
+
+Names: those of ``resources/universes.json`` (``TIER_1``, ``BUNDLED``) and ``SP500``, every
+stock of the bundled S&P 500 universe. A spec may also be a file: a prices file (its
+symbols) or a text file of symbols separated by commas, spaces or new lines (``#`` starts
+a comment).
+"""
 
 from __future__ import annotations
 
 import json
+import re
 from functools import lru_cache
 from importlib import resources
+from pathlib import Path
 
+from ml.state_space.data.bundled import universe_symbols
+from ml.state_space.data.prices_file import is_prices_file, symbols_in_prices_file
 from ml.state_space.data.symbols import InvalidSymbolError, validate_symbol
 
 __all__ = [
@@ -27,31 +37,44 @@ def _universes() -> dict[str, tuple[str, ...]]:
     """Parse the universes file once: upper-case name -> validated symbols."""
     path = resources.files("ml.state_space") / "resources" / _UNIVERSES_FILE
     raw = json.loads(path.read_text(encoding="utf-8"))
-    return {
+    named = {
         name.upper(): tuple(validate_symbol(s) for s in entry["symbols"])
         for name, entry in raw.items()
     }
+    return {**named, "SP500": universe_symbols()}
 
 
 def universe_names() -> list[str]:
-    """Names of the defined universes, e.g. ``["TIER_1", "BUNDLED"]``."""
+    """Names of the defined universes, e.g. ``["TIER_1", "BUNDLED", "SP500"]``."""
     return list(_universes())
 
 
+def _symbols_file(path: Path) -> list[str]:
+    """The symbols of a text file: separated by commas, spaces or new lines; ``#`` comments."""
+    text = "\n".join(line.split("#")[0] for line in path.read_text(encoding="utf-8").splitlines())
+    return [part for part in re.split(r"[,\s]+", text) if part]
+
+
 def resolve_symbols(spec: str) -> list[str]:
-    """Resolve a universe name or a comma-separated symbol list to unique, validated symbols.
+    """Resolve a universe name, a file, or a comma-separated list to unique, valid symbols.
 
     ``"tier_1"`` -> the TIER_1 universe; ``"aapl, msft,AAPL"`` -> ``["AAPL", "MSFT"]``
-    (first-seen order kept).
+    (first-seen order kept); ``"my_prices.csv"`` -> the symbols in that prices file.
     """
     key = spec.strip().upper() if isinstance(spec, str) else ""
     if key in _universes():
         return list(_universes()[key])
+    path = Path(spec.strip()) if key else None
+    if path is not None and (path.suffix or "/" in spec) and path.is_file():
+        if is_prices_file(path):
+            return symbols_in_prices_file(path)
+        return list(dict.fromkeys(validate_symbol(s) for s in _symbols_file(path)))
     parts = [part for part in spec.split(",") if part.strip()] if key else []
     if not parts:
         raise UnknownUniverseError(
             f"empty symbol spec {spec!r}: give a universe name "
-            f"({', '.join(universe_names())}) or a comma-separated list such as 'AAPL,MSFT'"
+            f"({', '.join(universe_names())}), a file, or a comma-separated list such as "
+            "'AAPL,MSFT'"
         )
     try:
         symbols = [validate_symbol(part) for part in parts]
@@ -65,5 +88,6 @@ def resolve_symbols(spec: str) -> list[str]:
     return list(dict.fromkeys(symbols))
 
 
-#: The symbols available offline (bundled with the package).
+#: The BUNDLED universe: the 20 stocks and two indices every release has shipped (all
+#: 407 bundled symbols are in :func:`ml.state_space.data.bundled.bundled_symbols`).
 BUNDLED_SYMBOLS: tuple[str, ...] = _universes()["BUNDLED"]

@@ -55,12 +55,13 @@ class FeatureSpec:
 
 @dataclass(frozen=True)
 class DataWindow:
-    """The price history a model was fitted on."""
+    """The price history a model was fitted on (``dataset``: which bundled or user file)."""
 
     source: str | None
     first_date: str
     last_date: str
     rows: int
+    dataset: str | None = None
 
 
 @dataclass(frozen=True)

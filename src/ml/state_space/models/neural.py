@@ -622,6 +622,7 @@ def data_window(prices: pd.DataFrame) -> DataWindow:
     """The source and date range of the prices a network was trained on."""
     return DataWindow(
         source=prices.attrs.get("source"),
+        dataset=prices.attrs.get("dataset"),
         first_date=str(prices.index[0].date()),
         last_date=str(prices.index[-1].date()),
         rows=len(prices),

@@ -19,7 +19,7 @@ import shutil
 import signal
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -115,15 +115,20 @@ def worker_threads(workers: int, cores: int | None = None) -> int:
 
 
 async def fetch_all(
-    symbols: Sequence[str], offline: bool | None
+    symbols: Sequence[str],
+    offline: bool | None,
+    prices: Mapping[str, pd.DataFrame] | None = None,
 ) -> dict[str, pd.DataFrame | Exception]:
-    """Every symbol's history, fetched concurrently; failures come back as exceptions."""
+    """Every symbol's history (from ``prices`` first, see ``load_history``), fetched
+    concurrently; failures come back as exceptions."""
     limit = asyncio.Semaphore(FETCH_CONCURRENCY)
 
     async def fetch(symbol: str) -> pd.DataFrame | Exception:
         async with limit:
             try:
-                return await asyncio.to_thread(load_history, symbol, offline=offline)
+                return await asyncio.to_thread(
+                    load_history, symbol, offline=offline, prices=prices
+                )
             except (DataUnavailableError, DataQualityError, ValueError) as error:
                 return error
 
@@ -144,6 +149,7 @@ class TrainingRun:
         skip_existing: bool = False,
         resume: bool = False,
         progress: ProgressSink | None = None,
+        prices: Mapping[str, pd.DataFrame] | None = None,
     ) -> None:
         self.registry = registry
         self.config = config
@@ -153,6 +159,7 @@ class TrainingRun:
         self.skip_existing = skip_existing or resume
         self.resume = resume
         self.progress = progress
+        self.prices = prices
         self.run_id = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{os.getpid()}"
 
     async def run(self, symbols: Sequence[str]) -> RunSummary:
@@ -195,7 +202,7 @@ class TrainingRun:
         todo = [s for s in symbols if not self._already_done(s)]
         for symbol in set(symbols) - set(todo):
             outcomes[symbol] = SymbolOutcome(symbol, "skipped", "model exists (--skip-existing)")
-        histories = await fetch_all(todo, self.offline)
+        histories = await fetch_all(todo, self.offline, self.prices)
         jobs, without_data = [], []
         for symbol, history in histories.items():
             if isinstance(history, DataUnavailableError):

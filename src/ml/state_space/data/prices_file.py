@@ -1,0 +1,201 @@
+"""A user's own daily prices: one CSV, CSV.gz or Parquet file, long or wide.
+
+- **long**: columns ``date, symbol, close`` (or ``adj_close``), optionally ``open, high,
+  low, volume``; one row per symbol and day;
+- **wide**: a ``date`` column and one column of closes per symbol (empty cells, e.g. before
+  a listing, are skipped).
+
+Column names are case-insensitive (``Date``, ``Adj Close``). With ``adj_close`` and a raw
+``close``, open/high/low are adjusted by their ratio, as for Yahoo data. Any problem raises
+:class:`PricesFileError`, naming the file, the line (CSV, counting the header as line 1) or
+row (Parquet), the symbol, and the fix; nothing is read half.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ml.state_space.data.frames import standardise
+from ml.state_space.data.symbols import InvalidSymbolError, validate_symbol
+
+__all__ = ["PricesFileError", "is_prices_file", "read_prices_file", "symbols_in_prices_file"]
+
+logger = logging.getLogger(__name__)
+
+SUFFIXES = (".csv", ".csv.gz", ".parquet")
+VALUE_COLUMNS = ("open", "high", "low", "close", "adj_close", "volume")
+_PRICES = ("open", "high", "low", "close", "adj_close")
+
+PathLike = str | os.PathLike[str]
+
+
+class PricesFileError(ValueError):
+    """A prices file that cannot be used as it is; the message says where and how to fix it."""
+
+
+def _suffix(path: Path) -> str | None:
+    name = path.name.lower()
+    return next((s for s in SUFFIXES if name.endswith(s)), None)
+
+
+def is_prices_file(path: PathLike) -> bool:
+    """True for an existing file whose name ends in one of :data:`SUFFIXES`."""
+    path = Path(path)
+    return _suffix(path) is not None and path.is_file()
+
+
+def _key(column: object) -> str:
+    return str(column).strip().lower().replace(" ", "_")
+
+
+def _read_table(path: Path) -> tuple[pd.DataFrame, Callable[[int], str]]:
+    """The file as strings/numbers, and how to name its n-th data row in a message."""
+    suffix = _suffix(path)
+    if suffix is None:
+        raise PricesFileError(
+            f"{path}: unsupported file type; give a .csv, .csv.gz or .parquet file"
+        )
+    if not path.is_file():
+        raise PricesFileError(f"{path}: no such file; check the path given to --prices")
+    try:
+        if suffix == ".parquet":
+            table = pd.read_parquet(path)
+            return table.reset_index(drop=table.index.name is None), lambda n: f"row {n + 1}"
+        header = pd.read_csv(path, nrows=1, header=None, dtype=str).iloc[0].tolist()
+        repeated = sorted({c for c in header if header.count(c) > 1})
+        if repeated:
+            raise PricesFileError(
+                f"{path}: column(s) {', '.join(repeated)} appear more than once in the "
+                "header; keep one column per symbol"
+            )
+        return pd.read_csv(path, dtype=str, keep_default_na=False), lambda n: f"line {n + 2}"
+    except PricesFileError:
+        raise
+    except Exception as exc:  # pandas/pyarrow raise many types for unreadable files
+        raise PricesFileError(
+            f"{path}: cannot be read as {suffix} ({type(exc).__name__}: {exc}); "
+            "check that the file is complete and in that format"
+        ) from exc
+
+
+def _long_table(table: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """``date, symbol, <values>, position`` from either layout."""
+    keys = [_key(c) for c in table.columns]
+    if "date" not in keys:
+        raise PricesFileError(
+            f"{path}: no 'date' column (columns: {', '.join(map(str, table.columns))}); "
+            "name the column of trading days 'date'"
+        )
+    table = table.copy()
+    table["position"] = np.arange(len(table))
+    if "symbol" in keys:
+        table.columns = [*keys, "position"]
+        if not {"close", "adj_close"} & set(keys):
+            raise PricesFileError(
+                f"{path}: a long file (with a 'symbol' column) needs a 'close' or "
+                f"'adj_close' column; found {', '.join(keys)}"
+            )
+        ignored = sorted(set(keys) - {"date", "symbol", *VALUE_COLUMNS})
+        if ignored:
+            logger.info("%s: ignoring column(s) %s", path, ", ".join(ignored))
+        return table[["date", "symbol", *[c for c in VALUE_COLUMNS if c in keys], "position"]]
+    date_column = table.columns[keys.index("date")]
+    long = table.melt(id_vars=[date_column, "position"], var_name="symbol", value_name="close")
+    long = long.rename(columns={date_column: "date"})
+    blank = long["close"].isna() | (long["close"].astype(str).str.strip() == "")
+    return long[~blank][["date", "symbol", "close", "position"]]
+
+
+def _fail(path: Path, where: str, message: str, fix: str) -> PricesFileError:
+    return PricesFileError(f"{path}, {where}: {message}; {fix}")
+
+
+def _parse(long: pd.DataFrame, path: Path, where: Callable[[int], str]) -> pd.DataFrame:
+    """Dates, symbols and numbers parsed and checked value by value."""
+    text = long["date"].astype(str).str.strip()
+    dates = pd.to_datetime(text, errors="coerce", format="mixed")
+    if dates.isna().any():
+        row = long[dates.isna()].iloc[0]
+        raise _fail(
+            path, where(row.position), f"date {row.date!r} is not a date",
+            "write dates as YYYY-MM-DD",
+        )
+    long = long.assign(date=dates.dt.tz_localize(None) if dates.dt.tz else dates)
+    symbols = {}
+    for name in long["symbol"].unique():
+        try:
+            symbols[name] = validate_symbol(str(name))
+        except InvalidSymbolError as exc:
+            row = long[long["symbol"] == name].iloc[0]
+            raise _fail(path, where(row.position), str(exc), "fix the symbol") from exc
+    long = long.assign(symbol=long["symbol"].map(symbols))
+    for column in [c for c in VALUE_COLUMNS if c in long.columns]:
+        values = pd.to_numeric(long[column], errors="coerce").astype("float64")
+        bad = ~np.isfinite(values) | ((values <= 0) if column in _PRICES else (values < 0))
+        if bad.any():
+            row = long[bad].iloc[0]
+            what = "positive number" if column in _PRICES else "number >= 0"
+            raise _fail(
+                path, where(row.position),
+                f"{row.symbol} on {row.date:%Y-%m-%d}: {column} {row[column]!r} is not a "
+                f"finite {what}",
+                "correct the value or remove the row",
+            )
+        long[column] = values
+    return long
+
+
+def _check_dates(rows: pd.DataFrame, symbol: str, path: Path, where: Callable[[int], str]) -> None:
+    dates = rows["date"]
+    repeated = dates.duplicated()
+    if repeated.any():
+        row = rows[repeated].iloc[0]
+        raise _fail(
+            path, where(row.position), f"{symbol} has {row.date:%Y-%m-%d} more than once",
+            "keep one row per symbol and date",
+        )
+    falling = dates.diff() < pd.Timedelta(0)
+    if falling.any():
+        row = rows[falling].iloc[0]
+        raise _fail(
+            path, where(row.position),
+            f"{symbol}'s dates are not in ascending order ({row.date:%Y-%m-%d} after a "
+            "later date)",
+            "sort the file by symbol and date",
+        )
+
+
+def read_prices_file(path: PathLike, min_rows: int = 2) -> dict[str, pd.DataFrame]:
+    """Every symbol's frame (as :func:`~ml.state_space.data.sources.load_history` returns
+    them: ``source="file"``, ``dataset`` = the file name), in the file's order.
+
+    ``min_rows``: the fewest rows a symbol may have (e.g. what training needs).
+    """
+    path = Path(path)
+    table, where = _read_table(path)
+    long = _parse(_long_table(table, path), path, where)
+    if long.empty:
+        raise PricesFileError(f"{path}: no prices in the file; add rows of date and close")
+    frames = {}
+    for symbol, rows in long.groupby("symbol", sort=False):
+        _check_dates(rows, symbol, path, where)
+        if len(rows) < min_rows:
+            raise PricesFileError(
+                f"{path}: {symbol} has {len(rows)} rows of prices but at least {min_rows} "
+                "are needed; give a longer history or leave the symbol out"
+            )
+        frame = standardise(rows.set_index("date").drop(columns=["symbol", "position"]))
+        frame.attrs = {"symbol": symbol, "source": "file", "dataset": path.name}
+        frames[symbol] = frame
+    return frames
+
+
+def symbols_in_prices_file(path: PathLike) -> list[str]:
+    """The symbols of a prices file, in its order (the file is read and checked whole)."""
+    return list(read_prices_file(path))
