@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import io
+import threading
 from functools import lru_cache
 from importlib import resources
 from typing import Any
@@ -65,9 +66,17 @@ def _later_split_product(symbol: np.ndarray, split: np.ndarray) -> np.ndarray:
     return np.exp(from_end - np.log(split))
 
 
-@lru_cache(maxsize=1)
+_PARSING = threading.Lock()  # loaders run in threads: parse the universe once, not per thread
+
+
 def _universe_frames() -> dict[str, pd.DataFrame]:
     """The universe file, parsed and adjusted once per process: symbol -> bars by date."""
+    with _PARSING:
+        return _parse_universe()
+
+
+@lru_cache(maxsize=1)
+def _parse_universe() -> dict[str, pd.DataFrame]:
     with _open_resource(_UNIVERSE_FILE) as handle:
         raw = pd.read_parquet(handle)
     symbol = raw["symbol"].replace(RENAMED).to_numpy(dtype=object)
