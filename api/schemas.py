@@ -123,6 +123,11 @@ class ForecastResponse(BaseModel):
     model_version: str
     trained_at: dt.datetime
     horizons: list[HorizonOut]
+    data_warning: str | None = Field(
+        None,
+        description="set when the last 60 bars hold real-data artefacts (a stale or "
+        "repeated bar, an unadjusted split, a missing session; docs/DATA.md)",
+    )
 
     @classmethod
     def from_forecast(cls, forecast: Forecast) -> ForecastResponse:
@@ -134,6 +139,7 @@ class ForecastResponse(BaseModel):
             model_version=forecast.model_version,
             trained_at=dt.datetime.fromisoformat(forecast.trained_at),
             horizons=[HorizonOut.from_horizon(h) for h in forecast.horizons],
+            data_warning=forecast.data_warning,
         )
 
 

@@ -111,3 +111,14 @@ def test_batch_size_is_bounded(make_app) -> None:
         too_many = client.post("/predict", json={"symbols": [f"S{i}" for i in range(101)]})
         assert too_many.status_code == 422
         assert client.post("/predict", json={"symbols": []}).status_code == 422
+
+
+def test_a_forecast_from_a_window_with_an_artefact_says_so(client: TestClient) -> None:
+    frame = load_bundled("AAPL").loc[:"2003-03-31"].iloc[-600:]  # the stale bar of 2003-01-29
+    rows = [
+        {"date": str(day.date()), **{c: float(frame.at[day, c]) for c in OHLCV}}
+        for day in frame.index
+    ]
+    body = client.post("/predict/AAPL", json={"prices": rows}).json()
+    assert "2003-01-29 stale_bar" in body["data_warning"]
+    assert client.get("/predict/AAPL").json()["data_warning"] is None

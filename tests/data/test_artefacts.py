@@ -8,7 +8,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ml.state_space.data.artefacts import find_artefacts, flagged_dates, usable_start
+from ml.state_space.data.artefacts import (
+    find_artefacts,
+    flagged_dates,
+    screen,
+    touches_flagged,
+    usable_start,
+)
 from ml.state_space.data.bundled import load_bundled, universe_bars, universe_symbols
 
 BIG_MOVE_KINDS = ("miscoded_action", "unadjusted_action", "other_security", "reversal")
@@ -117,3 +123,26 @@ def test_a_synthetic_unrecorded_split_is_found_and_a_crash_with_volume_is_not() 
     bars.iloc[40, 1] = bars.iloc[40, 0]
     bars.iloc[40, 2] = bars.iloc[40, 3] * 0.95
     assert not find_artefacts("X", bars)
+
+
+def test_screen_starts_a_history_at_its_last_price_level_artefact() -> None:
+    antm = load_bundled("ANTM")
+    screened = screen("ANTM", antm)
+    assert screened.prices.index[0] == pd.Timestamp("2005-06-02")
+    assert screened.prices.attrs["starts_after_artefact"] == "2005-06-02"
+    assert screened.prices.attrs["dataset"] == "sp500-universe"
+    assert screen("ANTM", screened.prices).prices is screened.prices  # screened once
+
+
+def test_screen_keeps_one_day_artefacts_and_flags_them() -> None:
+    screened = screen("AAPL", load_bundled("AAPL"))
+    assert len(screened.prices) == len(load_bundled("AAPL"))
+    assert screened.prices.attrs["flagged"] == ["2003-01-29", "2003-01-30"]
+
+
+def test_touches_flagged_counts_the_input_window_and_the_target() -> None:
+    index = pd.bdate_range("2020-01-01", periods=30)
+    flagged = index[[10]]
+    hits = touches_flagged(index, flagged, index, horizon=2, lookback=3)
+    # origin t touches row 10 when t - 3 < 10 <= t + 2, i.e. t in 8..12
+    assert list(np.flatnonzero(hits)) == [8, 9, 10, 11, 12]

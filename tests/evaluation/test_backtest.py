@@ -213,3 +213,22 @@ def test_stacked_networks_run_after_their_folds_lightgbm_fit_and_receive_it(pric
         assert isinstance(lgbm, GlobalQuantileGBM) and lgbm.trained_until_ < fitted_until
     by_year = {fitted_until.year: lgbm for fitted_until, lgbm in received}
     assert by_year[2019].trained_until_ < by_year[2020].trained_until_
+
+
+def test_forecasts_whose_window_or_target_touches_a_flagged_day_are_not_scored():
+    aapl = load_bundled("AAPL").loc[:"2003-12-31"]  # the stale bar of 2003-01-29
+    config = tiny_backtest_config(models=("rw",), years=(2003,))
+    rows = backtest({"AAPL": aapl}, config).forecasts
+    index, lookback = aapl.index, config.training.model.seq_len
+    flagged = index.get_indexer(pd.DatetimeIndex(["2003-01-29", "2003-01-30"]))
+
+    def touches(origin: pd.Timestamp, horizon: int) -> bool:
+        at = index.get_loc(origin)
+        return any(at - lookback < f <= at + horizon for f in flagged)
+
+    for horizon, group in rows.groupby("horizon"):
+        year = index[index.year == 2003][:-horizon]  # the last ones have no outcome yet
+        expected = [o for o in year if not touches(o, horizon)]
+        assert list(group["origin_date"]) == expected
+        assert len(expected) < len(year) - lookback
+    assert pd.Timestamp("2003-01-02") in set(rows["origin_date"])

@@ -359,3 +359,10 @@ def test_the_longest_fits_are_queued_first(tmp_path, monkeypatch):
     capped = TrainingRun(ModelRegistry(tmp_path), tiny_training_config(days=1000), offline=True)
     jobs = asyncio.run(capped._prepare(["SHORT", "LONG", "MID"], {}))
     assert [job.symbol for job in jobs] == ["LONG", "MID", "SHORT"]  # ties keep their order
+
+
+def test_training_histories_go_through_the_artefact_policy():
+    histories = asyncio.run(orchestrate.fetch_all(["ANTM", "KO"], offline=True))
+    assert str(histories["ANTM"].index[0].date()) == "2005-06-02"  # the unrecorded split
+    assert histories["KO"].index[0] == load_history("KO", offline=True).index[0]
+    assert "2003-01-29" in histories["KO"].attrs["flagged"]

@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 import pandas as pd
 
+from ml.state_space.data.artefacts import MEDIAN_DAYS, audit
 from ml.state_space.models.card import ModelCard
 from ml.state_space.models.gbm import GBMSeriesForecaster, GlobalQuantileGBM
 from ml.state_space.models.neural import NeuralForecaster
@@ -48,6 +49,10 @@ class HorizonForecast:
     warning: str | None = None
 
 
+#: Bars of a forecast's input window the artefact audit checks (the network's seq_len).
+INPUT_WINDOW = 60
+
+
 @dataclass(frozen=True)
 class Forecast:
     symbol: str
@@ -57,6 +62,22 @@ class Forecast:
     model_version: str
     trained_at: str
     horizons: list[HorizonForecast]
+    data_warning: str | None = None  # artefacts in the input window (data.artefacts)
+
+
+def input_window_warning(symbol: str, prices: pd.DataFrame) -> str | None:
+    """What the artefact audit finds in the last :data:`INPUT_WINDOW` bars, or ``None``."""
+    found = audit(symbol, prices.iloc[-(INPUT_WINDOW + MEDIAN_DAYS) :])
+    first = prices.index[-min(INPUT_WINDOW, len(prices))]
+    recent = [a for a in found if pd.Timestamp(a.date) >= first]
+    if not recent:
+        return None
+    shown = ", ".join(f"{a.date} {a.kind}" for a in recent[:5])
+    more = f" and {len(recent) - 5} more" if len(recent) > 5 else ""
+    return (
+        f"the last {INPUT_WINDOW} bars hold {shown}{more}: bars that are not what traded, "
+        "so this forecast may be off (docs/DATA.md, real-data artefacts)"
+    )
 
 
 def published_backtest(
@@ -189,4 +210,5 @@ class ServedModel:
                 )
                 for horizon, row in frame.iterrows()
             ],
+            data_warning=input_window_warning(symbol or self.card.symbol, prices),
         )

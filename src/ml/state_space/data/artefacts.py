@@ -23,6 +23,12 @@ real crashes (AAPL 2000-09-29, AIG 2008-09-15, the oil names on 2020-03-09) stay
 - ``missing_sessions``: NYSE sessions with no bar; flagged on the bar after the gap.
 
 Rules that need columns a frame lacks (close-only data has no range or volume) are skipped.
+
+**The policy** (:func:`screen`, applied to every history a training run or backtest
+loads; docs/DATA.md): the first three kinds shift the price level, so a history starts at
+the last of them (the returns before it are not this stock's, or not adjusted); the
+one-day kinds stay in the history, and every forecast whose input window or target
+touches one (:func:`touches_flagged`) is left out of scoring.
 """
 
 from __future__ import annotations
@@ -34,10 +40,22 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ml.state_space.data.bundled import UNIVERSE, universe_bars
 from ml.state_space.data.calendar import sessions
 
-__all__ = ["KINDS", "Artefact", "find_artefacts", "flagged_dates", "usable_start"]
+__all__ = [
+    "KINDS",
+    "Artefact",
+    "Screened",
+    "audit",
+    "find_artefacts",
+    "flagged_dates",
+    "screen",
+    "touches_flagged",
+    "usable_start",
+]
 
+LEVEL_KINDS = ("miscoded_action", "unadjusted_action", "other_security")
 KINDS = (
     "miscoded_action",
     "unadjusted_action",
@@ -170,6 +188,65 @@ def find_artefacts(symbol: str, bars: pd.DataFrame) -> list[Artefact]:
     for day, detail in _missing_sessions(pd.DatetimeIndex(bars.index)):
         found.append(Artefact(symbol, f"{day:%Y-%m-%d}", "missing_sessions", detail))
     return sorted(found, key=lambda a: (a.date, KINDS.index(a.kind)))
+
+
+def audit(symbol: str, prices: pd.DataFrame) -> list[Artefact]:
+    """The artefacts of a loaded frame; a bundled-universe frame is audited as traded."""
+    if prices.attrs.get("dataset") == UNIVERSE:
+        return find_artefacts(symbol, universe_bars(symbol).loc[prices.index[0] : prices.index[-1]])
+    return find_artefacts(symbol, prices)
+
+
+@dataclass(frozen=True)
+class Screened:
+    """A history after the policy: ``prices`` from the last level artefact on, the one-day
+    artefacts' ``flagged`` days (to leave out of scoring) and what was found after the
+    cut (empty for a frame screened before)."""
+
+    prices: pd.DataFrame
+    flagged: pd.DatetimeIndex
+    artefacts: list[Artefact]
+
+
+def screen(symbol: str, prices: pd.DataFrame) -> Screened:
+    """Apply the policy to ``prices``: start at the last level artefact, flag the rest.
+
+    The returned frame's ``attrs`` add ``flagged`` (the one-day artefacts' days, ISO
+    dates, read by the backtest's scoring) and, after a cut, ``starts_after_artefact``.
+    Screening a screened frame changes nothing.
+    """
+    if "flagged" in prices.attrs:  # screened already
+        flagged = pd.DatetimeIndex(prices.attrs["flagged"])
+        return Screened(prices, flagged, [])
+    artefacts = audit(symbol, prices)
+    starts = [pd.Timestamp(a.date) for a in artefacts if a.kind in LEVEL_KINDS]
+    attrs = dict(prices.attrs)
+    if starts:
+        start = max(starts)
+        prices = prices.loc[start:]
+        artefacts = [a for a in artefacts if pd.Timestamp(a.date) > start]
+        attrs["starts_after_artefact"] = f"{start:%Y-%m-%d}"
+    else:
+        prices = prices.iloc[:]
+    flagged = flagged_dates([a for a in artefacts if a.kind not in LEVEL_KINDS], prices.index)
+    prices.attrs = {**attrs, "flagged": [f"{d:%Y-%m-%d}" for d in flagged]}
+    return Screened(prices, flagged, artefacts)
+
+
+def touches_flagged(
+    index: pd.DatetimeIndex,
+    flagged: pd.DatetimeIndex,
+    origins: pd.DatetimeIndex,
+    horizon: int,
+    lookback: int,
+) -> np.ndarray:
+    """Per origin: does a flagged day lie among its last ``lookback`` rows (the input
+    window, the origin included) or its next ``horizon`` rows (the target)?"""
+    origin_at = index.get_indexer(origins)
+    flagged_at = np.sort(index.get_indexer(flagged[flagged.isin(index)]))
+    before = np.searchsorted(flagged_at, origin_at - lookback, side="right")
+    through = np.searchsorted(flagged_at, origin_at + horizon, side="right")
+    return through > before
 
 
 def usable_start(artefacts: list[Artefact]) -> pd.Timestamp | None:

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ml.state_space.data.artefacts import screen, touches_flagged
 from ml.state_space.models.base import Forecaster, forward_log_returns
 from ml.state_space.models.baselines import Baseline, Drift, EmpiricalQuantiles, RandomWalk
 from ml.state_space.models.fallback import STACKED
@@ -307,7 +308,22 @@ def forecast_rows(task: BacktestTask, fold: Fold, quantiles: np.ndarray) -> pd.D
         )
         frames.append(frame)
     rows = pd.concat(frames, ignore_index=True)
-    return rows[rows["actual"].notna()].reset_index(drop=True)
+    return rows[rows["actual"].notna() & ~flagged_rows(task, rows)].reset_index(drop=True)
+
+
+def flagged_rows(task: BacktestTask, rows: pd.DataFrame) -> np.ndarray:
+    """Rows whose input window (the network's ``seq_len`` rows) or target touches a day the
+    artefact policy flagged: left out of scoring, for every model alike."""
+    flagged = pd.DatetimeIndex(task.prices.attrs.get("flagged", []))
+    out = np.zeros(len(rows), dtype=bool)
+    if flagged.empty:
+        return out
+    lookback = task.config.training.model.seq_len
+    for horizon in task.config.horizons:
+        at = (rows["horizon"] == horizon).to_numpy()
+        origins = pd.DatetimeIndex(rows.loc[at, "origin_date"])
+        out[at] = touches_flagged(task.prices.index, flagged, origins, horizon, lookback)
+    return out
 
 
 @dataclass
@@ -348,7 +364,8 @@ def plan_tasks(
     models = config.models
     if config.stacked and "lgbm" not in models:
         models = (*models, "lgbm")  # the networks' fallback; its rows are not kept
-    for symbol, prices in prices_by_symbol.items():
+    for symbol, unscreened in prices_by_symbol.items():
+        prices = screen(symbol, unscreened).prices  # the artefact policy, docs/DATA.md
         years = set(prices.index.year)
         for year in config.years:
             if year not in years:

@@ -28,6 +28,7 @@ from typing import Any, Protocol
 
 import pandas as pd
 
+from ml.state_space.data.artefacts import screen
 from ml.state_space.data.quality import DataQualityError
 from ml.state_space.data.sources import DataUnavailableError, load_history
 from ml.state_space.orchestration.worker import (
@@ -114,21 +115,33 @@ def worker_threads(workers: int, cores: int | None = None) -> int:
     return max(1, (cores or os.cpu_count() or 1) // max(1, workers))
 
 
+def load_screened(
+    symbol: str, offline: bool | None, prices: Mapping[str, pd.DataFrame] | None
+) -> pd.DataFrame:
+    """``load_history`` through the artefact policy (``data.artefacts.screen``)."""
+    screened = screen(symbol, load_history(symbol, offline=offline, prices=prices))
+    if "starts_after_artefact" in screened.prices.attrs:
+        logger.info(
+            "%s: history starts at %s, after a price-level artefact (docs/DATA.md)",
+            symbol,
+            screened.prices.attrs["starts_after_artefact"],
+        )
+    return screened.prices
+
+
 async def fetch_all(
     symbols: Sequence[str],
     offline: bool | None,
     prices: Mapping[str, pd.DataFrame] | None = None,
 ) -> dict[str, pd.DataFrame | Exception]:
-    """Every symbol's history (from ``prices`` first, see ``load_history``), fetched
-    concurrently; failures come back as exceptions."""
+    """Every symbol's screened history (from ``prices`` first, see ``load_history``),
+    fetched concurrently; failures come back as exceptions."""
     limit = asyncio.Semaphore(FETCH_CONCURRENCY)
 
     async def fetch(symbol: str) -> pd.DataFrame | Exception:
         async with limit:
             try:
-                return await asyncio.to_thread(
-                    load_history, symbol, offline=offline, prices=prices
-                )
+                return await asyncio.to_thread(load_screened, symbol, offline, prices)
             except (DataUnavailableError, DataQualityError, ValueError) as error:
                 return error
 
