@@ -4,6 +4,7 @@ Examples:
     python scripts/review_metrics.py
     python scripts/review_metrics.py --models-dir models/mamba --out reports/review
     python scripts/review_metrics.py --json > review.json
+    python scripts/review_metrics.py --prices my_prices.csv      # the symbols of your file
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from ml.cli.args import add_data_arguments, symbols_and_prices
 from ml.cli.plots import plot_learning_curves, plot_test_forecasts
 from ml.cli.progress import report_console
 from ml.state_space.atomic import atomic_write_json
@@ -28,6 +30,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
     parser.add_argument("--models-dir", default=str(DEFAULT_ROOT))
+    add_data_arguments(parser, default_symbols="every trained symbol")
     parser.add_argument("--out", default="reports/review", help="where plots and review.json go")
     parser.add_argument("--json", action="store_true", help="print the review as JSON only")
     parser.add_argument("--no-plots", action="store_true")
@@ -147,17 +150,24 @@ def _verdict(figures: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     registry = ModelRegistry(args.models_dir)
-    if not registry.symbols():
+    try:  # --symbols / --prices narrow the review to those symbols
+        wanted = symbols_and_prices(args, "")[0] if args.symbols or args.prices else None
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    chosen = [s for s in registry.symbols() if wanted is None or s in wanted]
+    if not chosen:
         print(
-            f"error: no trained models under {registry.root}; train some first:\n"
+            f"error: no trained models{' of ' + ', '.join(wanted[:5]) if wanted else ''} "
+            f"under {registry.root}; train some first:\n"
             "  python scripts/train_mamba_models.py --symbols BUNDLED",
             file=sys.stderr,
         )
         return 1
-    review = build_review(registry)
+    review = build_review(registry, chosen)
     out = Path(args.out)
     if not args.no_plots:
-        for symbol in registry.symbols():
+        for symbol in chosen:
             metrics = registry.load_metrics(symbol)
             plot_learning_curves(metrics, out / f"{symbol}_learning_curves.png")
             plot_test_forecasts(metrics, out / f"{symbol}_test_forecasts.png")

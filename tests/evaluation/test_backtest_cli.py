@@ -33,6 +33,8 @@ def test_cli_writes_forecasts_summary_report_and_plots(tmp_path, capsys):
     assert summary["years"] == [2019, 2020] and summary["failures"] == []
     assert {row["model"] for row in summary["summary"]} == {"rw", "drift", "garch"}
     assert "## h = 30 trading days" in (out / "report.md").read_text()
+    assert "## Cross-section" in (out / "report.md").read_text()
+    assert {row["model"] for row in summary["cross_section"]} == {"rw", "drift", "garch"}
     assert (out / "skill_by_year.png").stat().st_size > 1000
     assert "h = 1 trading days" in capsys.readouterr().out
 

@@ -149,3 +149,17 @@ def test_cli_says_when_no_backtest_exists_and_shows_one_when_published(registry,
     printed = capsys.readouterr().out
     assert "walk-forward 2018-2022, horizon 1: 1/1 beat the baseline" in printed
     assert "no walk-forward backtest published" not in printed
+
+
+def test_cli_reviews_only_the_symbols_of_a_list_or_a_prices_file(registry, tmp_path):
+    out = tmp_path / "review"
+    args = ["--models-dir", str(registry.root), "--out", str(out), "--no-plots"]
+    assert review_main([*args, "--symbols", "good"]) == 0
+    assert json.loads((out / "review.json").read_text())["symbols"] == 1
+    prices = tmp_path / "mine.csv"
+    prices.write_text("date,BAD,OTHER\n2022-01-03,1,2\n2022-01-04,1.1,2.1\n")
+    assert review_main([*args, "--prices", str(prices)]) == 0
+    review = json.loads((out / "review.json").read_text())
+    assert review["symbols"] == 1 and review["horizons"]["h1"][0]["symbol"] == "BAD"
+    prices.write_text("date,BAD\n2022-01-03,-1\n2022-01-04,1\n")
+    assert review_main([*args, "--prices", str(prices)]) == 2

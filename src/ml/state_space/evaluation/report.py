@@ -21,7 +21,9 @@ from typing import Any
 import pandas as pd
 
 from ml.state_space.atomic import atomic_write, atomic_write_json
+from ml.state_space.data.bundled import sectors
 from ml.state_space.evaluation.backtest import BacktestConfig, BacktestResult
+from ml.state_space.evaluation.cross_section import cross_section_table, sector_table
 from ml.state_space.evaluation.scoring import score_forecasts, summarize, summarize_by_fold
 
 logger = logging.getLogger(__name__)
@@ -38,6 +40,8 @@ class BacktestReport:
     fold_scores: pd.DataFrame
     fold_summary: pd.DataFrame
     summary: pd.DataFrame
+    cross_section: pd.DataFrame  # per model x horizon: IC, quintile spread (cross_section)
+    by_sector: pd.DataFrame  # per model x horizon x GICS sector of the bundled universe
 
 
 def score_backtest(forecasts: pd.DataFrame, baseline: str = BASELINE) -> BacktestReport:
@@ -51,6 +55,8 @@ def score_backtest(forecasts: pd.DataFrame, baseline: str = BASELINE) -> Backtes
         fold_scores=fold_scores,
         fold_summary=summarize_by_fold(fold_scores),
         summary=summarize(forecasts, scores, baseline=baseline),
+        cross_section=cross_section_table(forecasts),
+        by_sector=sector_table(forecasts, sectors()),
     )
 
 
@@ -83,6 +89,8 @@ def write_backtest(
                 "skipped": result.skipped,
                 "summary": _records(report.summary),
                 "by_year": _records(report.fold_summary),
+                "cross_section": _records(report.cross_section),
+                "by_sector": _records(report.by_sector),
                 "scores": _records(report.scores),
             },
         ),
@@ -123,6 +131,25 @@ def render_markdown(
         calibration_table(report.summary),
         "",
     ]
+    if not report.cross_section.empty:
+        lines += [
+            "## Cross-section",
+            "",
+            "Per origin date across symbols: the Spearman IC of q0.5 with the outcome (mean "
+            "over dates, Newey-West t, h-1 lags) and the mean realised h-day return of the "
+            "top fifth by q0.5 minus the bottom fifth (dates with >= 10 symbols). A model "
+            "with one median for all (rw) ranks nothing: -.",
+            "",
+            markdown_table(report.cross_section, CROSS_SECTION_COLUMNS),
+            "",
+        ]
+    if not report.by_sector.empty:
+        lines += [
+            "## IC within each sector",
+            "",
+            markdown_table(report.by_sector, SECTOR_COLUMNS),
+            "",
+        ]
     if result.failures:
         lines += ["## Failed tasks", ""]
         lines += [f"- `{f.key}`: {f.error}" for f in result.failures]
@@ -148,13 +175,38 @@ SUMMARY_COLUMNS = {
 }
 
 
+CROSS_SECTION_COLUMNS = {
+    "model": "model",
+    "horizon": "h",
+    "dates": "dates",
+    "mean_ic": "mean IC",
+    "ic_t": "IC t",
+    "quintile_spread": "Q5 - Q1 return",
+    "quintile_spread_t": "spread t",
+}
+SECTOR_COLUMNS = {
+    "model": "model",
+    "horizon": "h",
+    "sector": "sector",
+    "symbols": "symbols",
+    "dates": "dates",
+    "mean_ic": "mean IC",
+    "ic_t": "IC t",
+}
+
+
 def summary_table(summary: pd.DataFrame) -> str:
     """A Markdown table of the main summary columns (shares as %, skills to 3 decimals)."""
-    header = "| " + " | ".join(SUMMARY_COLUMNS.values()) + " |"
-    rule = "|" + "---|" * len(SUMMARY_COLUMNS)
+    return markdown_table(summary, SUMMARY_COLUMNS)
+
+
+def markdown_table(frame: pd.DataFrame, columns: dict[str, str]) -> str:
+    """``frame``'s ``columns`` (name -> header) as a Markdown table, cells by format_cell."""
+    header = "| " + " | ".join(columns.values()) + " |"
+    rule = "|" + "---|" * len(columns)
     rows = [
-        "| " + " | ".join(format_cell(name, row[name]) for name in SUMMARY_COLUMNS) + " |"
-        for _, row in summary.iterrows()
+        "| " + " | ".join(format_cell(name, row[name]) for name in columns) + " |"
+        for _, row in frame.iterrows()
     ]
     return "\n".join([header, rule, *rows])
 
@@ -182,6 +234,10 @@ def format_cell(name: str, value: Any) -> str:
         return "-"
     if name.startswith("share_"):
         return f"{100 * value:.0f}%"
+    if name.endswith("_t"):
+        return f"{value:+.2f}"
+    if name == "quintile_spread":
+        return f"{value:+.4f}"
     if isinstance(value, float):
         return f"{value:+.3f}" if "skill" in name or "ic" in name else f"{value:.3f}"
     return str(value)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import statistics
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -98,9 +99,13 @@ def horizon_rows(metrics: dict[str, Any]) -> list[HorizonRow]:
     return rows
 
 
-def build_review(registry: ModelRegistry) -> dict[str, Any]:
-    """Ranked rows per horizon (best skill first) plus an overview, JSON-ready."""
-    all_metrics = [registry.load_metrics(symbol) for symbol in registry.symbols()]
+def build_review(
+    registry: ModelRegistry, symbols: Sequence[str] | None = None
+) -> dict[str, Any]:
+    """Ranked rows per horizon (best skill first) plus an overview, JSON-ready; of the
+    trained ``symbols`` only, if given."""
+    chosen = [s for s in registry.symbols() if symbols is None or s in set(symbols)]
+    all_metrics = [registry.load_metrics(symbol) for symbol in chosen]
     rows = [row for metrics in all_metrics for row in horizon_rows(metrics)]
     by_horizon: dict[int, list[HorizonRow]] = {}
     for row in rows:

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ml.state_space.evaluation.cross_section import daily_ic
 from ml.state_space.evaluation.metrics import directional_accuracy
 from ml.state_space.evaluation.significance import diebold_mariano, long_run_variance
 
@@ -247,16 +248,8 @@ def pooled_ic_with_se(windows: pd.DataFrame, horizon: int, seed: int = 0) -> tup
 def cross_sectional_ic(windows: pd.DataFrame, horizon: int) -> tuple[float, float]:
     """Mean over origin dates of the Spearman IC across symbols, with a HAC (lag
     h-1) standard error of that mean; NaN with fewer than 3 symbols per date."""
-    daily = (
-        windows.groupby("origin_date")
-        .apply(
-            lambda day: spearman(day["q0.5"].to_numpy(), day["actual"].to_numpy()),
-            include_groups=False,
-        )
-        .dropna()
-        .sort_index()
-        .to_numpy()
-    )
+    daily = daily_ic(windows).to_numpy()
+    daily = daily[np.isfinite(daily)]
     if daily.size < 2:
         return math.nan, math.nan
     variance = long_run_variance(daily, horizon - 1, bartlett=True)
