@@ -13,7 +13,6 @@ from ml.state_space.data.artefacts import (
     flagged_dates,
     screen,
     touches_flagged,
-    usable_start,
 )
 from ml.state_space.data.bundled import load_bundled, universe_bars, universe_symbols
 
@@ -87,14 +86,12 @@ def test_the_universe_counts_match_its_audit(universe_audit) -> None:
     assert ("ANTM", "2001-10-30") in big and len(big) == 9 + 7  # README's 9, and 7 reversals
 
 
-def test_flagged_dates_take_the_day_after_a_stale_bar_and_usable_start_cuts_antm() -> None:
+def test_flagged_dates_take_the_day_after_a_stale_bar() -> None:
     bars = universe_bars("AAPL")
     days = flagged_dates(find_artefacts("AAPL", bars), bars.index)
     assert list(days) == [pd.Timestamp("2003-01-29"), pd.Timestamp("2003-01-30")]
     antm = find_artefacts("ANTM", universe_bars("ANTM"))
-    assert usable_start(antm) == pd.Timestamp("2001-10-30")
     assert pd.Timestamp("2005-06-02") in flagged_dates(antm, universe_bars("ANTM").index)
-    assert usable_start(find_artefacts("AAPL", bars)) is None
 
 
 def test_close_only_data_gets_the_rules_its_columns_allow() -> None:
@@ -132,6 +129,8 @@ def test_screen_starts_a_history_at_its_last_price_level_artefact() -> None:
     assert screened.prices.attrs["starts_after_artefact"] == "2005-06-02"
     assert screened.prices.attrs["dataset"] == "sp500-universe"
     assert screen("ANTM", screened.prices).prices is screened.prices  # screened once
+    before = screen("ANTM", antm.loc[:"2002-01-31"])  # another security's rows, then Anthem
+    assert before.prices.index[0] == pd.Timestamp("2001-10-30")
 
 
 def test_screen_keeps_one_day_artefacts_and_flags_them() -> None:

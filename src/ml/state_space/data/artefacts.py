@@ -52,7 +52,6 @@ __all__ = [
     "flagged_dates",
     "screen",
     "touches_flagged",
-    "usable_start",
 ]
 
 LEVEL_KINDS = ("miscoded_action", "unadjusted_action", "other_security")
@@ -247,12 +246,6 @@ def touches_flagged(
     before = np.searchsorted(flagged_at, origin_at - lookback, side="right")
     through = np.searchsorted(flagged_at, origin_at + horizon, side="right")
     return through > before
-
-
-def usable_start(artefacts: list[Artefact]) -> pd.Timestamp | None:
-    """The first date after which the series is one security (``None``: all of it)."""
-    starts = [pd.Timestamp(a.date) for a in artefacts if a.kind == "other_security"]
-    return max(starts, default=None)
 
 
 def flagged_dates(artefacts: list[Artefact], index: pd.DatetimeIndex) -> pd.DatetimeIndex:
