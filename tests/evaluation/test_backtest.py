@@ -232,3 +232,12 @@ def test_forecasts_whose_window_or_target_touches_a_flagged_day_are_not_scored()
         assert list(group["origin_date"]) == expected
         assert len(expected) < len(year) - lookback
     assert pd.Timestamp("2003-01-02") in set(rows["origin_date"])
+
+
+def test_a_global_model_is_fitted_on_the_screened_histories():
+    histories = {s: load_bundled(s).loc[:"2008-12-31"] for s in ("ANTM", "KO")}
+    tasks, _ = bt.plan_tasks(histories, tiny_backtest_config(models=("lgbm", "rw"), years=(2008,)))
+    [global_task] = [t for t in tasks if isinstance(t, bt.GlobalBacktestTask)]
+    assert global_task.histories["ANTM"].index[0] == pd.Timestamp("2005-06-02")
+    assert all(m.prices.index[0] == pd.Timestamp("2005-06-02") for m in global_task.members
+               if m.symbol == "ANTM")

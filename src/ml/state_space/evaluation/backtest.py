@@ -361,11 +361,12 @@ def plan_tasks(
     deterministic and need one seed. Returns the tasks and the (symbol, year) pairs
     skipped because the history has no such year."""
     fits, skipped = [], []
+    screened: dict[str, pd.DataFrame] = {}
     models = config.models
     if config.stacked and "lgbm" not in models:
         models = (*models, "lgbm")  # the networks' fallback; its rows are not kept
     for symbol, unscreened in prices_by_symbol.items():
-        prices = screen(symbol, unscreened).prices  # the artefact policy, docs/DATA.md
+        prices = screened[symbol] = screen(symbol, unscreened).prices  # docs/DATA.md policy
         years = set(prices.index.year)
         for year in config.years:
             if year not in years:
@@ -388,7 +389,7 @@ def plan_tasks(
             tasks.append(fit)
     for (kind, *_), group in groups.items():
         if kind == "global":
-            tasks.append(GlobalBacktestTask(group, prices_by_symbol))
+            tasks.append(GlobalBacktestTask(group, screened))
         else:
             tasks.append(WarmStartTask(group))
     return sorted(tasks, key=_cost_rank), skipped
