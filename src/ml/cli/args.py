@@ -5,6 +5,10 @@ from __future__ import annotations
 import argparse
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def positive_int(text: str) -> int:
@@ -61,7 +65,7 @@ def add_data_arguments(parser: argparse.ArgumentParser, default_symbols: str) ->
 
 def symbols_and_prices(
     args: argparse.Namespace, default_symbols: str, min_rows: int = 2
-) -> tuple[list[str], dict | None]:
+) -> tuple[list[str], dict[str, pd.DataFrame] | None]:
     """The symbols to run and the frames of the ``--prices`` file (``None`` without one).
 
     Raises ``ValueError`` (a ``PricesFileError`` naming file, row and fix) for a bad file

@@ -192,7 +192,7 @@ def find_artefacts(symbol: str, bars: pd.DataFrame) -> list[Artefact]:
 def audit(symbol: str, prices: pd.DataFrame) -> list[Artefact]:
     """The artefacts of a loaded frame; a bundled-universe frame is audited as traded."""
     if prices.attrs.get("dataset") == UNIVERSE:
-        return find_artefacts(symbol, universe_bars(symbol).loc[prices.index[0] : prices.index[-1]])
+        return find_artefacts(symbol, universe_bars(symbol, prices.index[0], prices.index[-1]))
     return find_artefacts(symbol, prices)
 
 

@@ -146,9 +146,12 @@ def bundled_symbols() -> tuple[str, ...]:
     return tuple(dict.fromkeys(s for d in DATASETS for s in _members(d)))
 
 
-def universe_bars(symbol: str) -> pd.DataFrame:
-    """A universe symbol's adjusted OHLCV plus :data:`RAW_COLUMNS` (for the quality audit)."""
-    return _universe_frames()[validate_symbol(symbol)].copy()
+def universe_bars(
+    symbol: str, start: pd.Timestamp | None = None, end: pd.Timestamp | None = None
+) -> pd.DataFrame:
+    """A universe symbol's adjusted OHLCV plus :data:`RAW_COLUMNS` (for the quality audit),
+    from ``start`` to ``end`` (inclusive; all if unset)."""
+    return _universe_frames()[validate_symbol(symbol)].loc[start:end].copy()
 
 
 def _frame(symbol: str, dataset: str) -> pd.DataFrame:
