@@ -5,6 +5,9 @@ Examples:
     python scripts/backtest.py --symbols AAPL,MSFT --years 2019-2020 --models rw,garch,mamba
     python scripts/backtest.py --symbols SP500 --years 2016-2020 --models lgbm,garch,rw
     python scripts/backtest.py --prices my_prices.csv --years 2021-2023 --models garch,rw
+    # LightGBM fitted on the bundled universe, scored on your own symbols
+    python scripts/backtest.py --fit-symbols SP500 --prices my_prices.csv --years 2016-2020 \
+        --models lgbm,garch,rw --offline
     # the close-only rounds of docs/EVALUATION.md: the 20-stock file to 2022, from
     # src/ml/state_space/resources/
     python scripts/backtest.py --years 2018-2022 --prices sp500_20_stocks_adjclose_1990_2022.csv.gz
@@ -32,6 +35,9 @@ SERVED_FAMILIES = ("mamba", "lgbm")  # trained for the service: their figures ar
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    import pandas as pd
+
+    from ml.state_space.evaluation.backtest import BacktestConfig
     from ml.state_space.models.gbm import GBMConfig
     from ml.state_space.training.config import TrainingConfig
 
@@ -91,6 +97,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     add_data_arguments(parser, default_symbols="BUNDLED")
     parser.add_argument(
+        "--fit-symbols",
+        help="fit the global models (lgbm) on these symbols instead of the --symbols: a\n"
+        "universe name, a file or a comma list; they forecast the --symbols, seen or not",
+    )
+    parser.add_argument(
         "--years",
         type=parse_years,
         default=parse_years("2016-2020"),
@@ -148,6 +159,33 @@ def publish_dirs(
     return {family: Path(models_dir or Path("models") / family) for family in families}
 
 
+def fit_symbols_of(args: argparse.Namespace, config: BacktestConfig) -> list[str] | None:
+    """The ``--fit-symbols`` (None without the option); ValueError if no model is global."""
+    from ml.state_space.data.universe import resolve_symbols
+
+    if args.fit_symbols is None:
+        return None
+    if not any(config.is_global(model) for model in config.models):
+        raise ValueError(
+            "--fit-symbols chooses what the global models (lgbm) are fitted on; "
+            f"--models {','.join(config.models)} has none"
+        )
+    return resolve_symbols(args.fit_symbols)
+
+
+def load_usable(
+    symbols: Sequence[str], offline: bool | None, user_prices: dict[str, pd.DataFrame] | None
+) -> dict[str, pd.DataFrame]:
+    """The screened history of every symbol that has usable data (the others are logged)."""
+    from ml.state_space.orchestration.run import fetch_all
+
+    histories = asyncio.run(fetch_all(symbols, offline, user_prices))
+    skipped = [s for s, h in histories.items() if isinstance(h, Exception)]
+    if skipped:
+        logging.warning("no usable data for %d symbols: %s", len(skipped), ", ".join(skipped))
+    return {s: h for s, h in histories.items() if not isinstance(h, Exception)}
+
+
 def cpu_name() -> str:
     """The CPU model (timings depend on it)."""
     try:
@@ -176,7 +214,6 @@ def main(argv: list[str] | None = None) -> int:
             score_backtest,
             write_backtest,
         )
-        from ml.state_space.orchestration.run import fetch_all
         from ml.state_space.registry import ModelRegistry
     try:
         symbols, user_prices = symbols_and_prices(args, "BUNDLED")
@@ -190,21 +227,21 @@ def main(argv: list[str] | None = None) -> int:
             warm_start=args.warm_start,
         )
         published = publish_dirs(config.models, args.models_dir, args.no_publish)
+        fit_symbols = fit_symbols_of(args, config)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    histories = asyncio.run(fetch_all(symbols, args.offline, user_prices))
-    prices = {s: h for s, h in histories.items() if not isinstance(h, Exception)}
-    skipped = {s: h for s, h in histories.items() if isinstance(h, Exception)}
-    if skipped:
-        logging.warning("no usable data for %d symbols: %s", len(skipped), ", ".join(skipped))
-    if not prices:
+    prices = load_usable(symbols, args.offline, user_prices)
+    fit_prices = load_usable(fit_symbols, args.offline, user_prices) if fit_symbols else None
+    if not prices or fit_prices == {}:
         print("error: no symbol has data; try --offline with --symbols BUNDLED", file=sys.stderr)
         return 1
-    tasks, _ = plan_tasks(prices, config)
+    tasks, _ = plan_tasks(prices, config, fit_prices)
     with make_task_progress(len(tasks)) as progress:
         result = asyncio.run(
-            run_backtest(prices, config, args.parallel, args.scheduler, on_task=progress)
+            run_backtest(
+                prices, config, args.parallel, args.scheduler, progress, fit_prices=fit_prices
+            )
         )
     if result.forecasts.empty:
         print("error: every task failed; see the log above", file=sys.stderr)
@@ -213,6 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     facts = {
         "command": shlex.join(["python", "scripts/backtest.py", *(argv or sys.argv[1:])]),
         "symbols": ",".join(prices),
+        **({"fit_symbols": ",".join(fit_prices)} if fit_prices else {}),
         "cpu": cpu_name(),
         "parallel": args.parallel,
     }

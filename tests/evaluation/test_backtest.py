@@ -235,9 +235,39 @@ def test_forecasts_whose_window_or_target_touches_a_flagged_day_are_not_scored()
 
 
 def test_a_global_model_is_fitted_on_the_screened_histories():
-    histories = {s: load_bundled(s).loc[:"2008-12-31"] for s in ("ANTM", "KO")}
-    tasks, _ = bt.plan_tasks(histories, tiny_backtest_config(models=("lgbm", "rw"), years=(2008,)))
+    histories = {s: load_bundled(s).loc[:"2009-12-31"] for s in ("ANTM", "KO")}
+    tasks, _ = bt.plan_tasks(histories, tiny_backtest_config(models=("lgbm", "rw"), years=(2009,)))
     [global_task] = [t for t in tasks if isinstance(t, bt.GlobalBacktestTask)]
     assert global_task.histories["ANTM"].index[0] == pd.Timestamp("2005-06-02")
     assert all(m.prices.index[0] == pd.Timestamp("2005-06-02") for m in global_task.members
                if m.symbol == "ANTM")
+
+
+def test_global_models_fit_on_the_fit_symbols_and_forecast_symbols_they_never_saw(monkeypatch):
+    fit = {s: load_bundled(s).loc[:"2019-12-31"] for s in ("AAPL", "KO", "XOM")}
+    test = {"MSFT": load_bundled("MSFT").loc[:"2019-12-31"]}
+    config = tiny_backtest_config(models=("lgbm", "rw"), years=(2019,))
+    tasks, _ = bt.plan_tasks(test, config, fit)
+    [global_task] = [t for t in tasks if isinstance(t, bt.GlobalBacktestTask)]
+    assert sorted(global_task.histories) == ["AAPL", "KO", "XOM"]
+    assert [m.symbol for m in global_task.members] == ["MSFT"]
+
+    async def in_process(tasks, parallel, record, run_task):
+        for task in tasks:
+            record(task, run_task(task), 0.0)
+
+    monkeypatch.setattr(bt, "_run_locally", in_process)
+    result = backtest(test, config, fit_prices=fit)
+    assert not result.failures, result.failures
+    assert list(result.forecasts.columns) == COLUMNS
+    lgbm = result.forecasts[result.forecasts["model"] == "lgbm"]
+    assert set(lgbm["symbol"]) == {"MSFT"} and set(lgbm["fold"]) == {2019}
+    rw = result.forecasts[result.forecasts["model"] == "rw"]
+    assert len(lgbm) == len(rw)  # the same rows as the baselines
+
+
+def test_a_year_with_too_little_history_before_it_is_skipped():
+    young = {"ABBV": load_bundled("ABBV").loc[:"2017-12-31"]}  # listed 2013-01-02
+    _, skipped = bt.plan_tasks(young, tiny_backtest_config(models=("rw",), years=(2015, 2017)))
+    assert len(skipped) == 1 and skipped[0].startswith("ABBV 2015:")
+    assert f"fewer than {bt.MIN_FIT_ROWS}" in skipped[0]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pandas as pd
@@ -65,6 +66,40 @@ def test_features_never_look_ahead(bundled_prices: pd.DataFrame) -> None:
     before = ENGINEER.transform(bundled_prices).loc[: bundled_prices.index[cut - 1]]
     after = ENGINEER.transform(changed).loc[: bundled_prices.index[cut - 1]]
     pd.testing.assert_frame_equal(before, after)
+
+
+def test_ohlcv_features_never_look_ahead(ohlcv_prices: pd.DataFrame) -> None:
+    cut = 3000
+    changed = ohlcv_prices.copy()
+    shock = np.exp(np.random.default_rng(1).normal(0, 0.05, (len(changed) - cut, 1)))
+    changed.iloc[cut:] = changed.iloc[cut:].to_numpy() * shock  # every column, bars stay valid
+    before = ENGINEER.transform(ohlcv_prices).loc[: ohlcv_prices.index[cut - 1]]
+    after = ENGINEER.transform(changed).loc[: ohlcv_prices.index[cut - 1]]
+    pd.testing.assert_frame_equal(before, after)
+    assert (
+        not ENGINEER.transform(ohlcv_prices).iloc[-1].equals(ENGINEER.transform(changed).iloc[-1])
+    )
+
+
+def test_range_volatilities_follow_their_textbook_formulas(ohlcv_prices: pd.DataFrame) -> None:
+    """Garman-Klass (1980) and Rogers-Satchell (1991), written out bar by bar."""
+    features = ENGINEER.transform(ohlcv_prices)
+    bars = ohlcv_prices[["open", "high", "low", "close"]].to_numpy()
+    for row in (ENGINEER.warmup, 2000, len(bars) - 1):
+        for n in (5, 20, 60):
+            total = 0.0
+            for o, h, lo, c in bars[row - n + 1 : row + 1]:
+                total += 0.5 * math.log(h / lo) ** 2 - (2 * math.log(2) - 1) * math.log(c / o) ** 2
+            expected = math.sqrt(total / n)
+            assert features[f"gk_vol_{n}"].iloc[row - ENGINEER.warmup] == pytest.approx(
+                expected, rel=1e-5
+            )
+        rs = sum(
+            math.log(h / c) * math.log(h / o) + math.log(lo / c) * math.log(lo / o)
+            for o, h, lo, c in bars[row - 19 : row + 1]
+        )
+        got = features["rs_vol_20"].iloc[row - ENGINEER.warmup]
+        assert got == pytest.approx(math.sqrt(rs / 20), rel=1e-5)
 
 
 def test_features_do_not_depend_on_price_or_volume_level(ohlcv_prices: pd.DataFrame) -> None:

@@ -154,3 +154,66 @@ def test_a_fitted_model_crosses_processes_intact(gated_pair):
         copied.held_out_series("MR0")[0].predict_quantiles(histories["MR0"], origins),
         model.held_out_series("MR0")[0].predict_quantiles(histories["MR0"], origins),
     )
+
+
+def test_an_unseen_series_is_gated_on_its_own_latest_rows(gated_pair):
+    model, _ = gated_pair
+    unseen = mean_reverting(7)
+    forecaster = model.for_series("MR7", unseen)
+    assert forecaster.correction.blend_weight[0] > 0.5  # the shared pattern holds for it too
+    assert "MR7" not in model.gates_  # gating an unseen series leaves the model as it was
+    noise = model.for_series("NOISE9", iid(9))
+    assert noise.correction.blend_weight == (0.0, 0.0)
+    origins = unseen.index[-100:-10]
+    expected = DriftGarchFHS((1, 5), model.quantiles).fit(iid(9))
+    np.testing.assert_allclose(
+        noise.predict_quantiles(iid(9), origins),
+        expected.predict_quantiles(iid(9), origins),
+        rtol=1e-9,
+    )
+    with pytest.raises(ValueError, match="pass its history"):
+        model.for_series("MR7")
+
+
+def test_series_too_short_for_the_features_are_left_out_of_the_fit():
+    histories = {"LONG": mean_reverting(0), "SHORT": mean_reverting(1).iloc[:300]}
+    model = GlobalQuantileGBM(horizons=(1,), config=GATED).fit_many(histories)
+    assert set(model.gates_) == {"LONG"}
+    with pytest.raises(ValueError, match="no series has more than"):
+        GlobalQuantileGBM(horizons=(1,), config=GATED).fit_many({"SHORT": histories["SHORT"]})
+
+
+def test_training_rows_that_touch_a_flagged_day_are_left_out():
+    prices = mean_reverting(0)
+    model = GlobalQuantileGBM(horizons=(5,), config=SMALL)
+    design = {"S": model._design(prices)}
+    clean = model._rows({"S": prices}, design, 5)
+    prices.attrs["flagged"] = [f"{prices.index[2000]:%Y-%m-%d}"]
+    flagged = model._rows({"S": prices}, design, 5)
+    dropped = np.setdiff1d(clean.positions, flagged.positions)
+    # the 5 rows whose target reaches the day and the 60 whose volatility window holds it
+    np.testing.assert_array_equal(dropped, np.arange(2000 - 5, 2000 + 60))
+
+
+def test_ohlcv_and_cross_sectional_inputs_on_real_universe_prices():
+    from ml.state_space.data.bundled import sectors
+    from ml.state_space.data.sources import load_bundled
+    from ml.state_space.features.cross_section import CROSS_SECTION_FEATURES, CrossSection
+    from ml.state_space.features.engineer import feature_names_for
+
+    histories = {s: load_bundled(s).loc["2010":"2015"] for s in ("AAPL", "KO", "XOM", "JPM")}
+    histories["RRC"] = load_bundled("RRC").loc["2010":"2015"]  # close-only: NaN OHLCV inputs
+    config = replace(SMALL, ohlcv=True, cross_section=True, gate=True)
+    context = CrossSection.from_histories(histories, min_members=3)
+    model = GlobalQuantileGBM(horizons=(1, 5), config=config).fit_many(histories, context)
+    assert model.context_ is context and set(context.sectors) == set(sectors())
+    names = [*feature_names_for(True, True), *CROSS_SECTION_FEATURES, "log_vol_60"]
+    assert model.feature_names() == names
+    unseen = load_bundled("MSFT").loc["2010":"2016"]
+    origins = unseen.index[-200:]
+    quantiles = model.for_series("MSFT", unseen.loc[:"2015"]).predict_quantiles(unseen, origins)
+    assert np.isfinite(quantiles).all() and (np.diff(quantiles, axis=-1) >= 0).all()
+    design = model._design(histories["RRC"], "RRC")
+    assert design.features["gk_vol_20"].isna().all() and design.features["xs_rank_5"].notna().any()
+    with pytest.raises(ValueError, match="cannot be saved or served"):
+        model.to_bytes()

@@ -34,6 +34,8 @@ import numpy as np
 import pandas as pd
 
 from ml.state_space.data.artefacts import screen, touches_flagged
+from ml.state_space.features.cross_section import CrossSection
+from ml.state_space.features.engineer import TimeSeriesFeatureEngineer
 from ml.state_space.models.base import Forecaster, forward_log_returns
 from ml.state_space.models.baselines import Baseline, Drift, EmpiricalQuantiles, RandomWalk
 from ml.state_space.models.fallback import STACKED
@@ -52,6 +54,8 @@ GLOBAL_MODELS = ("lgbm",)
 BASELINE_MODELS = ("rw", "empirical", "drift", "garch", "drift-garch", "drift-garch-fhs")
 ALL_MODELS = NEURAL_MODELS + GLOBAL_MODELS + BASELINE_MODELS
 SEEDED_MODELS = NEURAL_MODELS + GLOBAL_MODELS
+# a (symbol, year) is tested only with a year of feature rows before its fold's cut
+MIN_FIT_ROWS = TimeSeriesFeatureEngineer.warmup + 252
 
 
 @dataclass(frozen=True)
@@ -224,11 +228,11 @@ class WarmStartTask:
 
 @dataclass
 class GlobalBacktestTask:
-    """One global model fitted on every symbol's history before a year; it forecasts
-    each member (the symbols that have prices in that year)."""
+    """One global model fitted on the fit symbols' histories before a year; it forecasts
+    each member (the test symbols that have prices in that year), fitted or not."""
 
     members: list[BacktestTask]
-    histories: dict[str, pd.DataFrame]
+    histories: dict[str, pd.DataFrame]  # the fit symbols' screened histories
 
     @property
     def key(self) -> str:
@@ -256,9 +260,14 @@ class GlobalBacktestTask:
         cutoff = min(m.prices.index[f.fit_end] for m, f in zip(self.members, folds, strict=True))
         histories = {s: h[h.index < cutoff] for s, h in self.histories.items()}
         forecaster = make_forecaster(first.model, first.config, first.seed)
-        forecaster.fit_many({s: h for s, h in histories.items() if len(h)})
+        fitted = {s: h for s, h in histories.items() if len(h)}
+        if isinstance(forecaster, GlobalQuantileGBM) and first.config.gbm.cross_section:
+            # each date's context uses closes up to that date only: the test years' too
+            forecaster.fit_many(fitted, CrossSection.from_histories(self.histories))
+        else:
+            forecaster.fit_many(fitted)
         rows = [
-            m.rows(forecaster.for_series(m.symbol), f)
+            m.rows(forecaster.for_series(m.symbol, m.prices.iloc[: f.fit_end]), f)
             for m, f in zip(self.members, folds, strict=True)
         ]
         return pd.concat(rows, ignore_index=True), forecaster
@@ -353,27 +362,31 @@ TaskCallback = Callable[[TaskOutcome], None]
 
 
 def plan_tasks(
-    prices_by_symbol: dict[str, pd.DataFrame], config: BacktestConfig
+    prices_by_symbol: dict[str, pd.DataFrame],
+    config: BacktestConfig,
+    fit_prices: dict[str, pd.DataFrame] | None = None,
 ) -> tuple[list[Task], list[str]]:
     """Every (symbol, year, model, seed) fit as a task, grouped where fits depend on each
     other: a global model's symbols per (year, seed), warm-started folds per (symbol,
     seed). The slow tasks come first (no lone straggler at the end); baselines are
-    deterministic and need one seed. Returns the tasks and the (symbol, year) pairs
-    skipped because the history has no such year."""
+    deterministic and need one seed. Global models are fitted on ``fit_prices`` (default:
+    the test symbols' own) and forecast the test symbols. Returns the tasks and the
+    (symbol, year) pairs skipped: no such year, or less than ``MIN_FIT_ROWS`` before it."""
     fits, skipped = [], []
-    screened: dict[str, pd.DataFrame] = {}
+    screened = {s: screen(s, p).prices for s, p in prices_by_symbol.items()}  # docs/DATA.md
+    fit_histories = screened
+    if fit_prices is not None:
+        fit_histories = {
+            s: screened[s] if s in screened else screen(s, p).prices for s, p in fit_prices.items()
+        }
     models = config.models
     if config.stacked and "lgbm" not in models:
         models = (*models, "lgbm")  # the networks' fallback; its rows are not kept
-    for symbol, unscreened in prices_by_symbol.items():
-        prices = screened[symbol] = screen(symbol, unscreened).prices  # docs/DATA.md policy
-        years = set(prices.index.year)
+    for symbol, prices in screened.items():
         for year in config.years:
-            if year not in years:
-                skipped.append(
-                    f"{symbol} {year}: no prices that year "
-                    f"(history {prices.index[0].date()}..{prices.index[-1].date()})"
-                )
+            reason = _untestable(prices, year, config.embargo)
+            if reason:
+                skipped.append(f"{symbol} {year}: {reason}")
                 continue
             for model in models:
                 seeds = config.seeds if model in SEEDED_MODELS else config.seeds[:1]
@@ -389,10 +402,21 @@ def plan_tasks(
             tasks.append(fit)
     for (kind, *_), group in groups.items():
         if kind == "global":
-            tasks.append(GlobalBacktestTask(group, screened))
+            tasks.append(GlobalBacktestTask(group, fit_histories))
         else:
             tasks.append(WarmStartTask(group))
     return sorted(tasks, key=_cost_rank), skipped
+
+
+def _untestable(prices: pd.DataFrame, year: int, embargo: int) -> str | None:
+    """Why ``year`` cannot be a test year of ``prices``, or None if it can."""
+    span = f"history {prices.index[0].date()}..{prices.index[-1].date()}"
+    if year not in set(prices.index.year):
+        return f"no prices that year ({span})"
+    fit_rows = walk_forward_fold(prices.index, year, embargo).fit_end
+    if fit_rows < MIN_FIT_ROWS:
+        return f"{fit_rows} rows before its fold, fewer than {MIN_FIT_ROWS} ({span})"
+    return None
 
 
 def _cost_rank(task: Task) -> int:
@@ -409,10 +433,12 @@ async def run_backtest(
     parallel: int = 1,
     scheduler: str | None = None,
     on_task: TaskCallback | None = None,
+    fit_prices: dict[str, pd.DataFrame] | None = None,
 ) -> BacktestResult:
-    """Run every task (process pool of ``parallel`` workers, or Dask at ``scheduler``)."""
+    """Run every task (process pool of ``parallel`` workers, or Dask at ``scheduler``);
+    global models are fitted on ``fit_prices`` (default: ``prices_by_symbol``)."""
     started = time.perf_counter()
-    tasks, skipped = plan_tasks(prices_by_symbol, config)
+    tasks, skipped = plan_tasks(prices_by_symbol, config, fit_prices)
     for reason in skipped:
         logger.info("skipped %s", reason)
     logger.info("backtest: %d tasks on %d symbols", len(tasks), len(prices_by_symbol))
@@ -516,6 +542,9 @@ def backtest(
     parallel: int = 1,
     scheduler: str | None = None,
     on_task: TaskCallback | None = None,
+    fit_prices: dict[str, pd.DataFrame] | None = None,
 ) -> BacktestResult:
     """Synchronous :func:`run_backtest`, for notebooks and scripts."""
-    return asyncio.run(run_backtest(prices_by_symbol, config, parallel, scheduler, on_task))
+    return asyncio.run(
+        run_backtest(prices_by_symbol, config, parallel, scheduler, on_task, fit_prices)
+    )

@@ -26,6 +26,7 @@ MA_WINDOWS = (5, 10, 20, 60)
 RETURN_LAGS = (1, 5, 10, 20)
 ROC_LAG = 60
 RANGE_WINDOWS = (20, 60)
+RANGE_VOL_WINDOWS = (5, 20, 60)  # Garman-Klass volatility windows
 RSI_N = 14
 MACD_FAST, MACD_SLOW, MACD_SIGNAL = 12, 26, 9
 BB_N, BB_K = 20, 2.0
@@ -59,6 +60,8 @@ OHLC_FEATURES: tuple[str, ...] = (
     "upper_shadow",
     "lower_shadow",
     "parkinson_vol_20",
+    *(f"gk_vol_{n}" for n in RANGE_VOL_WINDOWS),
+    "rs_vol_20",
 )
 VOLUME_FEATURES: tuple[str, ...] = ("volume_ratio_20", "volume_z_20", "volume_trend_5_20")
 OHLC_COLUMNS = ("open", "high", "low")
@@ -261,14 +264,30 @@ def _ohlc_features(
         "gap": gap,
         "upper_shadow": np.log(high / np.maximum(open_, close)),
         "lower_shadow": np.log(np.minimum(open_, close) / low),
-        "parkinson_vol_20": np.sqrt(
-            pd.Series(hl**2).rolling(20).mean().to_numpy() / (4.0 * np.log(2.0))
-        ),
+        "parkinson_vol_20": np.sqrt(_rolling_mean(hl**2, 20) / (4.0 * np.log(2.0))),
+        "rs_vol_20": np.sqrt(_rolling_mean(_rogers_satchell(close, open_, high, low), 20)),
     }
+    garman_klass = 0.5 * hl**2 - (2.0 * np.log(2.0) - 1.0) * np.log(close / open_) ** 2
+    for n in RANGE_VOL_WINDOWS:
+        out[f"gk_vol_{n}"] = np.sqrt(np.maximum(_rolling_mean(garman_klass, n), 0.0))
     h, lo = pd.Series(high), pd.Series(low)
     for n in RANGE_WINDOWS:
         out[f"range_pos_{n}"] = _range_position(close, h.rolling(n).max(), lo.rolling(n).min())
     return out
+
+
+def _rolling_mean(x: np.ndarray, n: int) -> np.ndarray:
+    return pd.Series(x).rolling(n).mean().to_numpy()
+
+
+def _rogers_satchell(
+    close: np.ndarray, open_: np.ndarray, high: np.ndarray, low: np.ndarray
+) -> np.ndarray:
+    """The daily Rogers-Satchell variance ``ln(h/c) ln(h/o) + ln(l/c) ln(l/o)``, floored at 0
+    (it is >= 0 whenever the bar is consistent: low <= open, close <= high)."""
+    h, lo = np.log(high), np.log(low)
+    c, o = np.log(close), np.log(open_)
+    return np.maximum((h - c) * (h - o) + (lo - c) * (lo - o), 0.0)
 
 
 def _volume_features(volume: np.ndarray) -> dict[str, np.ndarray]:

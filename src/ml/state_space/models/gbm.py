@@ -2,8 +2,10 @@
 
 One LightGBM model per horizon and quantile, fitted on the rows of *every* symbol at
 once (a "global" model): the inputs are the same causal, scale-free features the
-networks see (``features.engineer``, close-only, so every symbol has the same columns)
-at the origin row, plus the log of the trailing 60-day volatility; the target is the
+networks see (``features.engineer``: close-only by default, so every symbol has the same
+columns; with ``GBMConfig.ohlcv`` the OHLC and volume ones too, and with
+``GBMConfig.cross_section`` the universe context of ``features.cross_section``) at the
+origin row, plus the log of the trailing 60-day volatility; the target is the
 volatility-scaled forward return ``r_h / (sigma_60 * sqrt(h))``. A forecast multiplies
 the predicted quantiles back by ``sigma_60(t) * sqrt(h)``, sorts them and widens bands
 that are narrower than a shorter horizon's (``postprocess.monotone_bands``).
@@ -29,6 +31,8 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
+from ml.state_space.data.artefacts import touches_flagged
+from ml.state_space.features.cross_section import CrossSection
 from ml.state_space.features.engineer import TimeSeriesFeatureEngineer
 from ml.state_space.models.base import (
     DEFAULT_HORIZONS,
@@ -72,6 +76,15 @@ class GBMConfig:
     max_trees: int = 400
     early_stopping_rounds: int = 40
     validation_rows: int = 504  # two years of each symbol's latest target rows
+    # fit on every k-th row of each series, k the least that keeps at most this many
+    # rows per horizon (neighbouring rows share most of their h-day target; a universe
+    # of 400 series has 1.6 M rows, 20 series 150 k: those keep every row)
+    max_fit_rows: int = 400_000
+    # inputs: the close-only features (False), or the OHLC and volume ones too where a
+    # series has those columns (missing ones are NaN, which LightGBM treats as missing)
+    ohlcv: bool = False
+    # add the cross-sectional context of the fitted universe (features.cross_section)
+    cross_section: bool = False
     # per series and horizon, blend with the drift-garch-fhs fallback by the weight that
     # the validation rows support (the networks' gate, models.postprocess): the served
     # default (docs/EVALUATION.md, round 5); False serves the global model raw
@@ -80,7 +93,7 @@ class GBMConfig:
     def __post_init__(self) -> None:
         fractions = (self.learning_rate, self.feature_fraction, self.bagging_fraction)
         counts = (self.num_leaves - 1, self.min_data_in_leaf, self.max_trees)
-        counts += (self.early_stopping_rounds, self.validation_rows)
+        counts += (self.early_stopping_rounds, self.validation_rows, self.max_fit_rows)
         valid_fractions = all(isinstance(f, float | int) and 0 < f <= 1 for f in fractions)
         valid_counts = all(isinstance(c, int) and c >= 1 for c in counts)
         if not (valid_fractions and valid_counts and self.lambda_l2 >= 0):
@@ -169,7 +182,9 @@ class GlobalQuantileGBM:
         self.quantiles = check_quantiles(quantiles)
         self.config = config or GBMConfig()
         self.seed = seed
-        self.engineer = TimeSeriesFeatureEngineer(use_ohlc=False, use_volume=False)
+        ohlcv = self.config.ohlcv
+        self.engineer = TimeSeriesFeatureEngineer(use_ohlc=ohlcv, use_volume=ohlcv)
+        self.context_: CrossSection | None = None
         self.boosters_: dict[tuple[int, float], lgb.Booster] | None = None
         self.gates_: dict[str, _Gate] = {}
         # the early-stopped trees, and the last date any of their training targets reached
@@ -206,6 +221,11 @@ class GlobalQuantileGBM:
     def to_bytes(self) -> bytes:
         """Every (horizon, quantile) model's trees as JSON (LightGBM's text format)."""
         boosters = require_fitted(self.boosters_, self.name)
+        if self.config.cross_section:
+            raise ValueError(
+                "a cross-sectional LightGBM is a backtest candidate: its universe context "
+                "is not stored with the trees, so it cannot be saved or served"
+            )
         document = {
             "format": BOOSTERS_FORMAT,
             "boosters": [
@@ -238,12 +258,32 @@ class GlobalQuantileGBM:
         """Fit on one symbol's history (a global model of one series)."""
         return self.fit_many({"series": prices})
 
-    def fit_many(self, histories: Mapping[str, pd.DataFrame]) -> Self:
+    def fit_many(
+        self, histories: Mapping[str, pd.DataFrame], context: CrossSection | None = None
+    ) -> Self:
         """Fit every (horizon, quantile) model on the rows of all ``histories`` (and, with
-        ``config.gate``, each series' blend with its fallback)."""
-        designs = {symbol: self._design(prices) for symbol, prices in histories.items()}
+        ``config.gate``, each series' blend with its fallback); a series too short for
+        the features is left out (logged). ``context`` is the universe's cross-section
+        (``config.cross_section``; built from ``histories`` when not given)."""
+        if self.config.cross_section:
+            self.context_ = context or CrossSection.from_histories(histories)
+        usable = {s: p for s, p in histories.items() if len(p) > self.history_rows}
+        for symbol in sorted(set(histories) - set(usable)):
+            logger.info(
+                "lgbm: %s left out of the fit: %d rows, the features need more than %d",
+                symbol,
+                len(histories[symbol]),
+                self.history_rows,
+            )
+        if not usable:
+            raise ValueError(
+                f"no series has more than the {self.history_rows} rows the features need"
+            )
+        histories = usable
+        designs = {symbol: self._design(prices, symbol) for symbol, prices in histories.items()}
         names = list(next(iter(designs.values())).features.columns)
-        boosters, validation, trained_until = {}, {}, []
+        boosters, validation, trained_until = {}, [], []
+        self.stopped_ = {}
         for horizon in self.horizons:
             rows = self._rows(histories, designs, horizon)
             trained_until.append(_last_target_date(histories, rows, horizon))
@@ -252,27 +292,39 @@ class GlobalQuantileGBM:
                 boosters[horizon, level], early = self._fit_one(rows, names, horizon, level)
                 if early is not None:
                     stopped[level] = early
-            validation[horizon] = rows, stopped
+            validation.append(rows)
+            self.stopped_ |= {(horizon, q): b for q, b in stopped.items()}
         self.boosters_ = boosters
-        self.stopped_ = {(h, q): b for h, (_, bs) in validation.items() for q, b in bs.items()}
         self.trained_until_ = max(trained_until)
-        self.gates_ = self._gates(histories, validation) if self.config.gate else {}
+        if self.config.gate:
+            self.gates_ = {
+                symbol: self._gate(prices, [rows.select(index, VALIDATE) for rows in validation])
+                for index, (symbol, prices) in enumerate(histories.items())
+            }
         return self
 
-    def for_series(self, symbol: str) -> Forecaster:
-        """The forecaster of one fitted series: gated by its own blend weights and
-        fallback when ``config.gate`` (:class:`GBMSeriesForecaster`), the global model
-        itself otherwise."""
-        return self.series(symbol) if self.config.gate else self
+    def for_series(self, symbol: str, prices: pd.DataFrame | None = None) -> Forecaster:
+        """The forecaster of one series: gated by its own blend weights and fallback when
+        ``config.gate`` (:class:`GBMSeriesForecaster`; a series the model was not fitted
+        on gets its gate from ``prices``, its history), the global model otherwise."""
+        return self.series(symbol, prices) if self.config.gate else self
 
-    def series(self, symbol: str) -> GBMSeriesForecaster:
-        """The gated forecaster of one series this (gated) model was fitted on."""
+    def series(self, symbol: str, prices: pd.DataFrame | None = None) -> GBMSeriesForecaster:
+        """The gated forecaster of one series: a fitted one's, or, given its history
+        ``prices``, an unseen one's (its gate chosen on its own latest rows, as a fitted
+        series' is, with the early-stopped trees)."""
         if not self.config.gate:
             raise ValueError("an ungated model has no per-series gates: set GBMConfig.gate")
-        if symbol not in self.gates_:
-            raise ValueError(f"{symbol!r} was not among the series this model was fitted on")
-        gate = self.gates_[symbol]
-        return GBMSeriesForecaster(self, gate.weights, gate.fallback)
+        if symbol in self.gates_:
+            gate = self.gates_[symbol]
+        elif prices is None:
+            raise ValueError(
+                f"{symbol!r} was not among the series this model was fitted on: pass its "
+                "history to gate it"
+            )
+        else:
+            gate = self._gate_unseen(symbol, prices)
+        return GBMSeriesForecaster(self, gate.weights, gate.fallback, symbol=symbol)
 
     def held_out_series(self, symbol: str) -> tuple[GBMSeriesForecaster, pd.Timestamp]:
         """The gated forecaster of ``symbol`` as it stood before its validation rows: the
@@ -291,7 +343,10 @@ class GlobalQuantileGBM:
         held_out.boosters_ = self.stopped_
         weights = gated.correction.blend_weight
         fallback = self.gates_[symbol].held_out_fallback
-        return GBMSeriesForecaster(held_out, weights, fallback), self.trained_until_
+        return (
+            GBMSeriesForecaster(held_out, weights, fallback, symbol=symbol),
+            self.trained_until_,
+        )
 
     def predict_quantiles(self, prices: pd.DataFrame, origins: pd.DatetimeIndex) -> np.ndarray:
         """(n_origins, n_horizons, n_quantiles) log-return quantiles; origin ``t`` uses
@@ -300,12 +355,13 @@ class GlobalQuantileGBM:
         return monotone_bands(z * scale[:, :, None], self.quantiles, self.horizons)
 
     def predict_z(
-        self, prices: pd.DataFrame, origins: pd.DatetimeIndex
+        self, prices: pd.DataFrame, origins: pd.DatetimeIndex, symbol: str | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Sorted quantiles in units of ``sigma_60 sqrt(h)`` (n, H, Q), and those units (n, H)."""
+        """Sorted quantiles in units of ``sigma_60 sqrt(h)`` (n, H, Q), and those units (n, H);
+        ``symbol`` names the series' sector for the cross-sectional features."""
         boosters = require_fitted(self.boosters_, self.name)
         positions = origin_positions(prices.index, origins)
-        design = self._design(prices.iloc[: positions.max(initial=0) + 1])
+        design = self._design(prices.iloc[: positions.max(initial=0) + 1], symbol)
         first = int(design.positions[0])  # feature rows are contiguous from here on
         if len(positions) and positions.min() < first:
             raise ValueError(
@@ -324,45 +380,39 @@ class GlobalQuantileGBM:
         )  # (n, H, Q)
         return np.sort(z, axis=-1), scale
 
-    def _gates(
-        self,
-        histories: Mapping[str, pd.DataFrame],
-        validation: Mapping[int, tuple[_Rows, dict[float, lgb.Booster]]],
-    ) -> dict[str, _Gate]:
-        """Per series: the model's weight per horizon against a fallback fitted on the
-        prices up to the series' first validation origin, tested on its validation rows
-        (``postprocess.blend_weight``), and the fallback refitted on all its prices."""
+    def _gate(self, prices: pd.DataFrame, blocks: Sequence[_Rows]) -> _Gate:
+        """One series' gate: the model's weight per horizon against a fallback fitted on
+        the prices up to the series' first validation origin, tested on its validation
+        rows ``blocks`` (one per horizon; ``postprocess.blend_weight``), and the fallback
+        refitted on all its prices (the served one)."""
         levels = np.asarray(self.quantiles)
-        gates = {}
-        for index, (symbol, prices) in enumerate(histories.items()):
-            blocks = [
-                (horizon, rows.select(index, VALIDATE), stopped)
-                for horizon, (rows, stopped) in validation.items()
-            ]
-            first_origin = min(
-                int(block.positions.min(initial=len(prices))) for _, block, _ in blocks
-            )
-            fallback = DriftGarchFHS(self.horizons, self.quantiles).fit(
-                prices.iloc[: first_origin + 1]
-            )
-            weights = np.zeros(len(self.horizons))
-            for h, (horizon, block, stopped) in enumerate(blocks):
-                if len(block.targets) == 0 or len(stopped) < len(levels):
-                    continue  # nothing to validate on: the fallback is served
-                z = np.sort(
-                    np.stack([stopped[q].predict(block.inputs) for q in self.quantiles], axis=-1),
-                    axis=-1,
-                )
-                origins = prices.index[block.positions]
-                baseline = fallback.predict_quantiles(prices, origins)[:, h] / block.scale[:, None]
-                weights[h] = blend_weight(z, block.targets, baseline, levels, horizon)
-            logger.debug("lgbm %s: model weight per horizon %s", symbol, weights)
-            served = DriftGarchFHS(self.horizons, self.quantiles).fit(prices)
-            gates[symbol] = _Gate(weights, served, fallback)
-        return gates
+        first_origin = min(int(block.positions.min(initial=len(prices))) for block in blocks)
+        fallback = DriftGarchFHS(self.horizons, self.quantiles).fit(prices.iloc[: first_origin + 1])
+        weights = np.zeros(len(self.horizons))
+        for h, (horizon, block) in enumerate(zip(self.horizons, blocks, strict=True)):
+            stopped = [self.stopped_.get((horizon, q)) for q in self.quantiles]
+            if len(block.targets) == 0 or None in stopped:
+                continue  # nothing to validate on: the fallback is served
+            z = np.sort(np.stack([b.predict(block.inputs) for b in stopped], axis=-1), axis=-1)
+            origins = prices.index[block.positions]
+            baseline = fallback.predict_quantiles(prices, origins)[:, h] / block.scale[:, None]
+            weights[h] = blend_weight(z, block.targets, baseline, levels, horizon)
+        served = DriftGarchFHS(self.horizons, self.quantiles).fit(prices)
+        return _Gate(weights, served, fallback)
 
-    def _design(self, prices: pd.DataFrame) -> _Design:
-        features = self.engineer.transform(prices)
+    def _gate_unseen(self, symbol: str, prices: pd.DataFrame) -> _Gate:
+        """The gate of a series the model was not fitted on, from its own history."""
+        design = {symbol: self._design(prices, symbol)}
+        blocks = [
+            self._rows({symbol: prices}, design, horizon).select(0, VALIDATE)
+            for horizon in self.horizons
+        ]
+        gate = self._gate(prices, blocks)
+        logger.debug("lgbm %s (unseen): model weight per horizon %s", symbol, gate.weights)
+        return gate
+
+    def _design(self, prices: pd.DataFrame, symbol: str | None = None) -> _Design:
+        features = self._features(prices, symbol)
         positions = np.arange(len(prices) - len(features), len(prices))
         sigma = trailing_volatility(prices)[positions]
         known = ~np.isnan(sigma)
@@ -370,17 +420,36 @@ class GlobalQuantileGBM:
         features = features[known].assign(**{VOLATILITY_FEATURE: np.log(sigma)})
         return _Design(features, sigma, positions[known])
 
+    def _features(self, prices: pd.DataFrame, symbol: str | None) -> pd.DataFrame:
+        """The engineer's features (OHLCV ones NaN where the frame lacks the columns),
+        and the cross-sectional context at each row with ``config.cross_section``."""
+        if self.config.ohlcv:
+            features = TimeSeriesFeatureEngineer().resolve(prices).transform(prices)
+            features = features.reindex(columns=self.engineer.feature_names())
+        else:
+            features = self.engineer.transform(prices)
+        if self.config.cross_section:
+            context = require_fitted(self.context_, self.name)
+            features = features.join(context.features(prices.loc[features.index[0] :], symbol))
+        return features
+
     def _rows(
         self, histories: Mapping[str, pd.DataFrame], designs: Mapping[str, _Design], horizon: int
     ) -> _Rows:
-        """Every row of ``horizon`` with a known target, and which of them validate: each
-        symbol's last ``validation_rows``; the ``horizon`` rows before those are left out
-        of early stopping's training rows so no training target overlaps them."""
+        """Every row of ``horizon`` with a known target whose volatility window and target
+        touch no day the artefact policy flagged (``docs/DATA.md``), and which of them
+        validate: each symbol's last ``validation_rows``; the ``horizon`` rows before
+        those are left out of early stopping's training rows so no training target
+        overlaps them."""
         parts = []
         for index, (symbol, design) in enumerate(designs.items()):
-            returns = forward_log_returns(histories[symbol], horizon)[design.positions]
+            prices = histories[symbol]
+            returns = forward_log_returns(prices, horizon)[design.positions]
             scale = design.sigma * np.sqrt(horizon)
-            known = np.flatnonzero(~np.isnan(returns))
+            flagged = pd.DatetimeIndex(prices.attrs.get("flagged", []))
+            origins = prices.index[design.positions]
+            touched = touches_flagged(prices.index, flagged, origins, horizon, VOLATILITY_WINDOW)
+            known = np.flatnonzero(~np.isnan(returns) & ~touched)
             split = max(len(known) - self.config.validation_rows, 0)
             role = np.full(len(known), TRAIN)
             role[max(split - horizon, 0) : split] = EMBARGO
@@ -404,7 +473,8 @@ class GlobalQuantileGBM:
         returns the refitted booster and the early-stopped one (None without validation)."""
         params = self.config.params(level, self.seed)
         trees = self.config.max_trees
-        train, valid = rows.role == TRAIN, rows.role == VALIDATE
+        kept = self._thinned(rows)
+        train, valid = kept & (rows.role == TRAIN), rows.role == VALIDATE
         stopped = None
         if valid.any() and train.any():
             stopped = lgb.train(
@@ -416,8 +486,14 @@ class GlobalQuantileGBM:
             )
             trees = max(stopped.best_iteration, 1)
         logger.debug("lgbm h=%d q=%g: %d trees", horizon, level, trees)
-        everything = lgb.Dataset(rows.inputs, rows.targets, feature_name=names)
+        everything = lgb.Dataset(rows.inputs[kept], rows.targets[kept], feature_name=names)
         return lgb.train(params, everything, num_boost_round=trees), stopped
+
+    def _thinned(self, rows: _Rows) -> np.ndarray:
+        """Which rows the trees are fitted on: every k-th row of each series, k the least
+        with at most ``config.max_fit_rows`` rows (validation rows all score the stop)."""
+        stride = -(-len(rows.targets) // self.config.max_fit_rows)
+        return rows.positions % stride == 0
 
 
 def _last_target_date(
@@ -449,8 +525,10 @@ class GBMSeriesForecaster(Servable):
         weights: Sequence[float],
         fallback: Fallback,
         card: ModelCard | None = None,
+        symbol: str | None = None,
     ) -> None:
         self.model, self.fallback, self.card = model, fallback, card
+        self.symbol = card.symbol if card is not None else symbol
         self.horizons, self.quantiles = model.horizons, model.quantiles
         self.correction = QuantileCorrection(
             tuple(float(w) for w in weights), ((0.0,) * len(self.quantiles),) * len(weights)
@@ -479,9 +557,9 @@ class GBMSeriesForecaster(Servable):
     ) -> dict[Variant, np.ndarray]:
         origins = pd.DatetimeIndex(origins)
         try:
-            z, scale = self.model.predict_z(prices, origins)
+            z, scale = self.model.predict_z(prices, origins, self.symbol)
         except ValueError as error:  # too short, non-positive prices, non-finite features
-            symbol = self.card.symbol if self.card else "series"
+            symbol = self.symbol or "series"
             raise InsufficientHistoryError(f"{symbol}: unusable price history: {error}") from error
         baseline = self.fallback.predict_quantiles(prices, origins)
         trained = self.correction.apply(z, baseline / scale[:, :, None]) * scale[:, :, None]

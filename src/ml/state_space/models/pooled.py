@@ -136,8 +136,9 @@ class PooledNeuralForecaster:
         )
         return self
 
-    def for_series(self, symbol: str) -> NeuralForecaster:
-        """The fitted forecaster of one series."""
+    def for_series(self, symbol: str, prices: pd.DataFrame | None = None) -> NeuralForecaster:
+        """The fitted forecaster of one series (a pooled network has one per fitted series
+        only: ``prices`` of another series cannot stand in for one)."""
         if symbol not in self.members:
             reason = self.skipped.get(symbol, "it was not among the fitted series")
             raise ValueError(f"no pooled {self.name} forecaster for {symbol!r}: {reason}")
