@@ -30,16 +30,14 @@ from typing import TYPE_CHECKING
 
 from ml.cli.args import add_data_arguments, positive_int, symbols_and_prices
 
-SERVED_FAMILIES = ("mamba", "lgbm")  # trained for the service: their figures are published
-
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     import pandas as pd
 
     from ml.state_space.evaluation.backtest import BacktestConfig
+    from ml.state_space.models.config import TrainingConfig
     from ml.state_space.models.gbm import GBMConfig
-    from ml.state_space.training.config import TrainingConfig
 
 # Spawned workers re-import this module as __mp_main__: the library is imported inside
 # main(), so a worker loads TensorFlow once, in its initializer.
@@ -73,8 +71,8 @@ def parse_setting(text: str) -> tuple[str, object]:
 
 def model_settings(args: argparse.Namespace) -> tuple[TrainingConfig, GBMConfig]:
     """The default TrainingConfig and GBMConfig with the command line's overrides."""
+    from ml.state_space.models.config import TrainingConfig
     from ml.state_space.models.gbm import GBMConfig
-    from ml.state_space.training.config import TrainingConfig
 
     training, gbm = TrainingConfig().to_dict(), asdict(GBMConfig())
     sections = {"": training, "model": training["model"], "gbm": gbm}
@@ -150,7 +148,9 @@ def publish_dirs(
     models: Sequence[str], models_dir: str | None, no_publish: bool
 ) -> dict[str, Path]:
     """Where each served family of the run publishes its figures."""
-    families = [] if no_publish else [m for m in models if m in SERVED_FAMILIES]
+    from ml.state_space.models.families import FAMILIES
+
+    families = [] if no_publish else [m for m in models if m in FAMILIES and FAMILIES[m].served]
     if models_dir is not None and len(families) > 1:
         raise ValueError(
             f"--models-dir names one directory, but {families} would all publish there; "
@@ -200,7 +200,7 @@ def cpu_name() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ml.state_space.orchestration.worker import native_stderr_silenced
+    from ml.state_space.execution.pool import native_stderr_silenced
 
     args = parse_args(argv)
     logging.basicConfig(

@@ -22,9 +22,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
 
+from ml.state_space.engine.loop import FitState
 from ml.state_space.models.heads import compile_model
 from ml.state_space.models.mamba.model import MambaConfig, build_model
-from ml.state_space.training.loop import FitState
 
 
 def main() -> None:

@@ -3,7 +3,7 @@
 One process set up as a training worker of the main command (one TensorFlow thread,
 and one core: ``--cpus 1`` pins it, as two workers share two cores), the default Mamba
 network supervised at ten steps, ``TrainingBatches`` of synthetic windows augmented as
-in training: each round trains ``--epochs`` epochs through ``training.loop.run_epochs``
+in training: each round trains ``--epochs`` epochs through ``engine.loop.run_epochs``
 and through ``keras.Model.fit`` on the same batches wrapped as a ``PyDataset``, in
 alternating order. Prints one JSON line: per-epoch wall time (median and p10, ms), CPU
 seconds per wall second of each, and their ratios.
@@ -25,10 +25,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from ml.state_space.engine.loop import TrainingBatches, run_epochs
 from ml.state_space.features.augment import DataAugmentor
 from ml.state_space.models.heads import compile_model
 from ml.state_space.models.mamba.model import MambaConfig, build_model
-from ml.state_space.training.loop import TrainingBatches, run_epochs
 
 
 class KerasBatches(keras.utils.PyDataset):

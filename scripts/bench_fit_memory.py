@@ -36,8 +36,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     from ml.state_space.data.sources import load_bundled
+    from ml.state_space.models.config import TrainingConfig
     from ml.state_space.models.mamba.forecaster import MambaForecaster
-    from ml.state_space.training.config import TrainingConfig
 
     process = psutil.Process()
     prices = load_bundled(args.symbol)

@@ -40,7 +40,7 @@ from pathlib import Path
 
 import psutil
 
-from ml.state_space.orchestration.run import local_workers
+from ml.state_space.execution.pool import local_workers
 
 TRAIN = Path(__file__).resolve().parent / "train_mamba_models.py"
 

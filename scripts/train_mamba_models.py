@@ -29,7 +29,7 @@ from ml.state_space.models.fallback import FALLBACKS
 from ml.state_space.registry import DEFAULT_ROOT, KEEP_VERSIONS, ModelRegistry
 
 if TYPE_CHECKING:
-    from ml.state_space.training.config import TrainingConfig
+    from ml.state_space.models.config import TrainingConfig
 
 # Spawned workers re-import this module as __mp_main__: TensorFlow is imported inside the
 # functions below, so a worker loads it once, quietly, in its initializer.
@@ -38,8 +38,8 @@ TEST_SYMBOLS = "AAPL,MSFT,JPM"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    from ml.state_space.models.config import TrainingConfig
     from ml.state_space.models.mamba.model import MambaConfig
-    from ml.state_space.training.config import TrainingConfig
 
     defaults, model_defaults = TrainingConfig(), MambaConfig()
     parser = argparse.ArgumentParser(
@@ -122,8 +122,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def build_config(args: argparse.Namespace) -> TrainingConfig:
+    from ml.state_space.models.config import TrainingConfig
     from ml.state_space.models.mamba.model import MambaConfig
-    from ml.state_space.training.config import TrainingConfig
 
     horizons = tuple(int(h) for h in args.horizons.split(","))
     model = replace(
@@ -153,7 +153,7 @@ def build_config(args: argparse.Namespace) -> TrainingConfig:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ml.state_space.orchestration.worker import native_stderr_silenced
+    from ml.state_space.execution.pool import native_stderr_silenced
 
     with native_stderr_silenced():  # TensorFlow's C++ start-up banner
         from ml.cli.progress import make_progress, print_summary

@@ -21,7 +21,7 @@ import pytest
 from ml.state_space.data.sources import load_bundled
 
 if TYPE_CHECKING:
-    from ml.state_space.training.config import TrainingConfig
+    from ml.state_space.models.config import TrainingConfig
 
 
 @pytest.fixture
@@ -40,8 +40,8 @@ def tiny_training_config(**overrides) -> TrainingConfig:
     """A model small enough to train in seconds, on the last 700 days."""
     from dataclasses import replace
 
+    from ml.state_space.models.config import TrainingConfig
     from ml.state_space.models.mamba.model import MambaConfig
-    from ml.state_space.training.config import TrainingConfig
 
     model = replace(
         MambaConfig(),

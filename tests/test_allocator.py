@@ -15,7 +15,7 @@ from concurrent.futures import ProcessPoolExecutor
 import pytest
 
 from ml.state_space import allocator
-from ml.state_space.orchestration.worker import init_worker
+from ml.state_space.execution.pool import init_worker
 
 pytestmark = pytest.mark.skipif(
     not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc",

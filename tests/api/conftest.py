@@ -20,9 +20,9 @@ from fastapi.testclient import TestClient
 from api.main import create_app
 from api.settings import Settings
 from ml.state_space.data.sources import load_history
+from ml.state_space.models.config import TrainingConfig
 from ml.state_space.models.mamba.model import MambaConfig
 from ml.state_space.registry import ModelRegistry
-from ml.state_space.training.config import TrainingConfig
 from ml.state_space.training.trainer import train_symbol
 
 SYMBOLS = ("AAPL", "^GSPC")

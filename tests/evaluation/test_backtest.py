@@ -146,7 +146,7 @@ def test_warm_started_folds_run_in_year_order_each_from_the_previous_fit(prices,
     starts: list[tuple[int, int | None]] = []
 
     class Recording(RandomWalk):
-        def fit(self, history, symbol=None, warm_start=None, stacked_on=None):
+        def fit(self, history, symbol=None, warm_start=None):
             self.year = history.index[-1].year + 1
             starts.append((self.year, getattr(warm_start, "year", None)))
             return super().fit(history)
@@ -177,42 +177,6 @@ def test_years_outside_a_symbols_history_are_skipped_not_failed(prices):
         ("AAPL", 2021),
         ("KO", 2020),
     }
-
-
-def test_stacked_networks_run_after_their_folds_lightgbm_fit_and_receive_it(prices, monkeypatch):
-    received: list[tuple[pd.Timestamp, GlobalQuantileGBM]] = []
-
-    class Network(RandomWalk):
-        def fit(self, history, symbol=None, warm_start=None, stacked_on=None):
-            received.append((history.index[-1], stacked_on))
-            return super().fit(history)
-
-    real_make_forecaster = bt.make_forecaster
-
-    def make(model, config, seed):
-        if model == "mamba":
-            return Network(config.horizons, config.quantiles)
-        return real_make_forecaster(model, config, seed)
-
-    async def in_order(tasks, parallel, record, run_task):  # in this process, in order
-        for task in tasks:
-            record(task, run_task(task), 0.0)
-
-    monkeypatch.setattr(bt, "make_forecaster", make)
-    monkeypatch.setattr(bt, "_run_locally", in_order)
-    training = tiny_training_config(epochs=1, fallback="lgbm")
-    config = tiny_backtest_config(models=("mamba", "rw"), training=training)
-    result = backtest(prices, config)
-
-    assert not result.failures, result.failures
-    keys = [outcome.key for outcome in result.outcomes]
-    assert keys[:2] == ["backtest-lgbm-all-2020-s42", "backtest-lgbm-all-2021-s42"]
-    assert set(result.forecasts["model"]) == {"mamba", "rw"}  # LightGBM's rows not asked for
-    assert len(received) == 4  # two symbols, two folds
-    for fitted_until, lgbm in received:  # each fit gets its own fold's fit
-        assert isinstance(lgbm, GlobalQuantileGBM) and lgbm.trained_until_ < fitted_until
-    by_year = {fitted_until.year: lgbm for fitted_until, lgbm in received}
-    assert by_year[2019].trained_until_ < by_year[2020].trained_until_
 
 
 def test_forecasts_whose_window_or_target_touches_a_flagged_day_are_not_scored():

@@ -89,3 +89,27 @@ def test_each_served_family_publishes_to_its_own_models_directory():
     assert publish_dirs(models, "elsewhere", no_publish=True) == {}
     with pytest.raises(ValueError, match="one served family per run"):
         publish_dirs(models, "elsewhere", no_publish=False)
+
+
+def test_lightgbm_fitted_on_bundled_symbols_forecasts_a_users_own(tmp_path):
+    from ml.state_space.data.sources import load_bundled
+
+    own = load_bundled("MSFT").loc["2012":"2019"].reset_index()
+    own.insert(1, "symbol", "MYCO")  # a symbol the model never saw, from the user's file
+    prices = tmp_path / "mine.csv"
+    own.rename(columns={"index": "date"}).to_csv(prices, index=False)
+    out = tmp_path / "bt"
+    argv = ["--prices", str(prices), "--fit-symbols", "AAPL,KO,XOM", "--years", "2019"]
+    argv += ["--models", "lgbm,rw", "--offline", "--out", str(out), "--no-plots", "--no-publish"]
+    argv += ["--parallel", "1", "--set", "gbm.max_trees=10", "--set", "gbm.validation_rows=200"]
+    assert main(argv) == 0
+    forecasts = pd.read_parquet(out / "forecasts.parquet")
+    assert set(forecasts["symbol"]) == {"MYCO"} and set(forecasts["model"]) == {"lgbm", "rw"}
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["fit_symbols"] == "AAPL,KO,XOM" and summary["symbols"] == "MYCO"
+    assert "global models fitted on: AAPL,KO,XOM" in (out / "report.md").read_text()
+
+
+def test_fit_symbols_without_a_global_model_are_a_usage_error(capsys):
+    assert main(["--fit-symbols", "SP500", "--models", "rw,garch", "--offline"]) == 2
+    assert "has none" in capsys.readouterr().err

@@ -1,9 +1,9 @@
 """The ``Forecaster`` contract, checked once for every model family.
 
-Adding a family is one line in ``FORECASTERS``. Each forecaster is fitted once (a
-module-scoped fixture) on ~1,500 rows of AAPL ending 2015-12-31 and asked for forecasts at
-the origins of the first half of 2016 from the full history, so a model whose fit takes
-seconds is fine here.
+Adding a family is one line in ``FORECASTERS`` (and one in ``models.families``). Each
+forecaster is fitted once (a module-scoped fixture) on ~1,500 rows of AAPL ending
+2015-12-31 and asked for forecasts at the origins of the first half of 2016 from the full
+history, so a model whose fit takes seconds is fine here.
 """
 
 from __future__ import annotations
@@ -40,6 +40,15 @@ FORECASTERS: list[tuple[str, Callable[[], Forecaster]]] = [
 ]
 
 FIT_ROWS = 1500
+
+
+def test_every_registered_family_is_held_to_the_contract():
+    from ml.state_space.models.families import FAMILIES, family
+
+    assert {name for name, _ in FORECASTERS} == set(FAMILIES)
+    with pytest.raises(ValueError, match="unknown model family 'nope'"):
+        family("nope")
+    assert {name for name, f in FAMILIES.items() if f.served} == {"mamba", "lgbm"}
 PRICE_COLUMNS = ["open", "high", "low", "close"]
 
 

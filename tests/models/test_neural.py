@@ -12,13 +12,13 @@ import pandas as pd
 import pytest
 
 from ml.state_space.data.sources import load_bundled
+from ml.state_space.engine.loop import best_epoch
 from ml.state_space.models.base import horizon_volatility
 from ml.state_space.models.card import CardSchemaError, ModelCard
 from ml.state_space.models.garch import DriftGarchFHS
 from ml.state_space.models.mamba.forecaster import MambaForecaster
 from ml.state_space.models.neural import InsufficientHistoryError, NeuralForecaster, NotFittedError
 from ml.state_space.models.postprocess import QuantileCorrection
-from ml.state_space.training.loop import best_epoch
 from ml.state_space.training.trainer import train_symbol
 from tests.conftest import tiny_training_config
 
@@ -141,8 +141,8 @@ def test_unknown_target_scaling_is_rejected():
         tiny_training_config(target_scaling="log")
 
 
-def test_blend_and_calibration_are_fitted_stored_and_served(aapl, tmp_path):
-    config = tiny_training_config(epochs=1, blend=True, calibrate=True)
+def test_the_blend_is_fitted_stored_and_served(aapl, tmp_path):
+    config = tiny_training_config(epochs=1, blend=True)
     model = MambaForecaster(training_config=config).fit(aapl.loc[:"2019-12-31"], symbol="AAPL")
     correction = model.card.correction
     assert len(correction["blend_weight"]) == len(model.horizons)
@@ -188,7 +188,7 @@ def test_predict_serves_the_variant_chosen_per_horizon(aapl, forecaster):
 
 def test_a_refit_learns_every_window_for_the_selected_epochs_and_keeps_the_blend(aapl):
     prices = aapl.loc[:"2019-12-31"]
-    config = tiny_training_config(epochs=3, refit=True, blend=False, calibrate=True)
+    config = tiny_training_config(epochs=3, refit=True, blend=True)
     refitted = MambaForecaster(training_config=config).fit(prices, symbol="AAPL")
     card = refitted.card
     assert card.refit_epochs == (best_epoch(refitted.history) or len(refitted.history))
@@ -288,46 +288,3 @@ def test_a_forecaster_trained_at_several_steps_serves_one_window_per_forecast(aa
     one_step = MambaForecaster(training_config=replace(config, supervised_steps=1)).fit(prices)
     networks = [m.predict_quantiles(aapl, origins, "model") for m in (one_step, fitted)]
     assert not np.allclose(*networks)  # trained otherwise
-
-
-def test_a_network_stacked_on_lightgbm_is_judged_against_its_held_out_forecasts(aapl, monkeypatch):
-    import ml.state_space.models.neural as neural
-    from ml.state_space.models.gbm import GBMConfig, GlobalQuantileGBM
-
-    prices = aapl.loc[:"2019-12-31"]
-    histories = {"AAPL": prices, "KO": load_bundled("KO").loc[:"2019-12-31"]}
-    lgbm_config = GBMConfig(max_trees=10, min_data_in_leaf=100, validation_rows=60)
-    lgbm = GlobalQuantileGBM((1, 5), config=lgbm_config).fit_many(histories)
-    judged_against = []
-    real_fit_correction = neural.fit_correction
-
-    def recording(predicted, outcomes, baseline, *args, **kwargs):
-        judged_against.append(baseline)
-        return real_fit_correction(predicted, outcomes, baseline, *args, **kwargs)
-
-    monkeypatch.setattr(neural, "fit_correction", recording)
-    config = tiny_training_config(epochs=1, days=1500, refit=False, fallback="lgbm")
-    with pytest.raises(ValueError, match="stacked_on"):
-        MambaForecaster(training_config=config).fit(prices, symbol="AAPL")
-    model = MambaForecaster(training_config=config).fit(prices, symbol="AAPL", stacked_on=lgbm)
-
-    # judged only where LightGBM's early-stopped trees saw no target, against their forecast
-    held_out, trained_until = lgbm.held_out_series("AAPL")
-    validation = model.prepare(prices, "AAPL").split.val.anchor_dates
-    origins = validation[validation > trained_until]
-    assert 0 < len(origins) < len(validation)
-    positions = prices.index.get_indexer(origins)
-    scale = horizon_volatility(prices, positions, model.horizons)[:, :, None]
-    (baseline,) = judged_against
-    np.testing.assert_allclose(baseline, held_out.predict_quantiles(prices, origins) / scale)
-
-    # where the network has no share, the stacked LightGBM's gated forecast is served
-    model.correction = QuantileCorrection.fallback_only(2, 3)
-    test_origins = aapl.loc["2020-01-02":"2020-03-31"].index
-    np.testing.assert_allclose(
-        model.predict_quantiles(aapl, test_origins),
-        lgbm.series("AAPL").predict_quantiles(aapl, test_origins),
-    )
-    assert model.card.fallback["name"] == "lgbm" and model.baseline_name == "lgbm"
-    with pytest.raises(ValueError, match="cannot be served"):
-        NeuralForecaster.from_bytes(model.to_bytes(), model.card)

@@ -9,6 +9,8 @@ import pandas as pd
 import pytest
 
 from ml.state_space.data.sources import load_bundled
+from ml.state_space.engine import loop
+from ml.state_space.engine.loop import TrainingBatches
 from ml.state_space.evaluation.backtest import (
     BacktestConfig,
     GlobalBacktestTask,
@@ -17,8 +19,6 @@ from ml.state_space.evaluation.backtest import (
 from ml.state_space.models.mamba.forecaster import MambaForecaster
 from ml.state_space.models.neural import NeuralForecaster
 from ml.state_space.models.pooled import PooledNeuralForecaster
-from ml.state_space.training import loop
-from ml.state_space.training.loop import TrainingBatches
 from tests.conftest import tiny_training_config
 
 SYMBOLS = ("AAPL", "KO", "XOM")

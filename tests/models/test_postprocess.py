@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 from scipy.stats import norm
 
 from ml.state_space.models import postprocess
@@ -28,7 +27,7 @@ def test_a_model_without_skill_is_blended_away_to_the_random_walk():
     y = np.random.default_rng(0).normal(size=(4000, 2))  # the random walk's band is right
     garbage = np.sort(np.random.default_rng(1).normal(0, 3, (*y.shape, 3)), axis=-1)
     walk = _walk(y.shape)
-    correction = fit_correction(garbage, y, walk, LEVELS, (1, 5), blend=True, calibrate=False)
+    correction = fit_correction(garbage, y, walk, LEVELS, (1, 5))
     assert correction.blend_weight == (0.0, 0.0)
     np.testing.assert_allclose(correction.apply(garbage, walk), walk)
 
@@ -39,34 +38,18 @@ def test_the_blend_is_judged_against_the_baseline_it_is_given():
     y, sigma = _outcomes()
     informed = sigma[..., None] * Z
     walk_like = _walk(y.shape) + np.random.default_rng(2).normal(0, 0.05, (*y.shape, 1))
-    correction = fit_correction(walk_like, y, informed, LEVELS, (1, 5), blend=True, calibrate=False)
+    correction = fit_correction(walk_like, y, informed, LEVELS, (1, 5))
     assert correction.blend_weight == (0.0, 0.0)
     np.testing.assert_allclose(correction.apply(walk_like, informed), informed)
-    against_walk = fit_correction(
-        informed, y, _walk(y.shape), LEVELS, (1, 5), blend=True, calibrate=False
-    )
+    against_walk = fit_correction(informed, y, _walk(y.shape), LEVELS, (1, 5))
     assert min(against_walk.blend_weight) >= 0.9
 
 
 def test_an_informed_model_keeps_its_weight():
     y, sigma = _outcomes()
     informed = sigma[..., None] * Z
-    correction = fit_correction(
-        informed, y, _walk(y.shape), LEVELS, (1, 5), blend=True, calibrate=False
-    )
+    correction = fit_correction(informed, y, _walk(y.shape), LEVELS, (1, 5))
     assert min(correction.blend_weight) >= 0.9
-
-
-def test_calibration_brings_each_tail_quantile_to_its_level_and_leaves_the_median():
-    y, sigma = _outcomes()
-    too_narrow = 0.5 * sigma[..., None] * Z + 0.1
-    walk = _walk(y.shape)
-    correction = fit_correction(too_narrow, y, walk, LEVELS, (1, 5), blend=False, calibrate=True)
-    corrected = correction.apply(too_narrow, walk)
-    coverage = (y[..., None] <= corrected).mean(axis=0)  # (H, Q)
-    np.testing.assert_allclose(coverage[:, [0, 2]], [[0.1, 0.9]] * 2, atol=0.005)
-    np.testing.assert_allclose(corrected[..., 1], too_narrow[..., 1])
-    assert correction.blend_weight == (1.0, 1.0)
 
 
 def test_corrected_quantiles_never_cross_and_round_trip():
@@ -76,14 +59,11 @@ def test_corrected_quantiles_never_cross_and_round_trip():
     assert QuantileCorrection.from_dict(correction.to_dict()) == correction
 
 
-@pytest.mark.parametrize(("blend", "calibrate"), [(False, False)])
-def test_no_correction_is_the_identity(blend, calibrate):
+def test_a_full_weight_and_no_shift_is_the_identity():
     y, sigma = _outcomes(200)
     quantiles = sigma[..., None] * Z
     walk = _walk(y.shape)
-    correction = fit_correction(
-        quantiles, y, walk, LEVELS, (1, 5), blend=blend, calibrate=calibrate
-    )
+    correction = QuantileCorrection((1.0, 1.0), ((0.0, 0.0, 0.0),) * 2)
     np.testing.assert_allclose(correction.apply(quantiles, walk), quantiles)
 
 
@@ -92,10 +72,10 @@ def test_a_blend_that_is_not_significantly_better_falls_back_to_the_random_walk(
     y = rng.normal(size=(60, 2))  # few windows: a small in-sample gain may be luck
     weak = Z + 0.5 * (0.2 * y + rng.normal(size=(60, 2)))[..., None]
     walk = _walk(y.shape)
-    gated = fit_correction(weak, y, walk, LEVELS, (1, 5), blend=True, calibrate=False)
+    gated = fit_correction(weak, y, walk, LEVELS, (1, 5))
     assert gated.blend_weight == (0.0, 0.0)
     monkeypatch.setattr(postprocess, "BLEND_ALPHA", 1.0)  # without the significance gate
-    ungated = fit_correction(weak, y, walk, LEVELS, (1, 5), blend=True, calibrate=False)
+    ungated = fit_correction(weak, y, walk, LEVELS, (1, 5))
     assert min(ungated.blend_weight) > 0
 
 

@@ -19,7 +19,8 @@ import pytest
 
 import ml.state_space.orchestration.run as orchestrate
 from ml.state_space.data.sources import load_history
-from ml.state_space.orchestration.run import TrainingRun, local_workers, worker_threads
+from ml.state_space.execution.pool import local_workers, worker_threads
+from ml.state_space.orchestration.run import TrainingRun
 from ml.state_space.registry import ModelRegistry
 from tests.conftest import tiny_training_config
 

@@ -6,14 +6,14 @@ import keras
 import numpy as np
 import pytest
 
+from ml.state_space.engine.compiled import copy_variables
+from ml.state_space.engine.loop import TrainingBatches, ValidationLoss, at_steps
 from ml.state_space.features.engineer import TimeSeriesFeatureEngineer
+from ml.state_space.models.config import TrainingConfig
 from ml.state_space.models.heads import compile_model
 from ml.state_space.models.losses import MedianAbsoluteError, QuantileLoss
 from ml.state_space.models.lstm import build_lstm
 from ml.state_space.models.mamba.model import MambaConfig, build_model
-from ml.state_space.training.compiled import copy_variables
-from ml.state_space.training.config import TrainingConfig
-from ml.state_space.training.loop import TrainingBatches, ValidationLoss, at_steps
 
 CONFIG = MambaConfig(
     d_model=16, n_layers=2, d_state=4, head_dim=8, seq_len=12, chunk_size=5, dropout=0.0
@@ -164,8 +164,8 @@ def test_a_fit_keeps_no_reference_to_its_training_windows(monkeypatch):
     import weakref
 
     from ml.state_space.data.sources import load_bundled
+    from ml.state_space.engine import loop
     from ml.state_space.models.mamba.forecaster import MambaForecaster
-    from ml.state_space.training import loop
     from tests.conftest import tiny_training_config
 
     created = []

@@ -9,7 +9,7 @@ import. The public names below are the library's API::
 
 import os
 
-__version__ = "0.1.0"
+from ml.state_space._version import __version__
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ INFO lines; user may override
 
@@ -18,12 +18,12 @@ from ml.state_space.data.calendar import add_trading_days
 from ml.state_space.data.sources import DataUnavailableError, load_bundled, load_history
 from ml.state_space.evaluation.backtest import BacktestConfig, backtest
 from ml.state_space.evaluation.scoring import score_forecasts, summarize
-from ml.state_space.evaluation.significance import diebold_mariano
 from ml.state_space.features.engineer import TimeSeriesFeatureEngineer
 from ml.state_space.models import losses as _losses  # noqa: F401  (Keras registration)
 from ml.state_space.models.base import Forecaster
 from ml.state_space.models.baselines import Drift, EmpiricalQuantiles, RandomWalk
 from ml.state_space.models.card import ModelCard
+from ml.state_space.models.config import TrainingConfig
 from ml.state_space.models.garch import Garch
 from ml.state_space.models.lstm import LSTMForecaster
 from ml.state_space.models.mamba import layers as _layers  # noqa: F401  (Keras registration)
@@ -31,7 +31,7 @@ from ml.state_space.models.mamba.forecaster import MambaForecaster
 from ml.state_space.models.mamba.model import MambaConfig
 from ml.state_space.models.neural import NeuralForecaster
 from ml.state_space.registry import ModelRegistry
-from ml.state_space.training.config import TrainingConfig
+from ml.state_space.significance import diebold_mariano
 
 __all__ = [
     "BacktestConfig",

@@ -23,11 +23,11 @@ import pandas as pd
 
 from ml.state_space.data.artefacts import MEDIAN_DAYS, audit
 from ml.state_space.models.card import ModelCard
-from ml.state_space.models.gbm import GBMSeriesForecaster, GlobalQuantileGBM
-from ml.state_space.models.neural import NeuralForecaster
+from ml.state_space.models.config import TrainingConfig
+from ml.state_space.models.families import family
+from ml.state_space.models.gbm import GlobalQuantileGBM
 from ml.state_space.models.servable import Servable, Variant
 from ml.state_space.registry import ModelArtifacts
-from ml.state_space.training.config import TrainingConfig
 
 logger = logging.getLogger(__name__)
 
@@ -115,9 +115,10 @@ def same_training(published: dict[str, Any] | None, config: dict[str, Any], fami
 
 def rebuild(model_bytes: bytes, card: ModelCard) -> Servable:
     """The fitted forecaster a registry version holds, by its card's family."""
-    if card.family == GlobalQuantileGBM.name:
-        return GBMSeriesForecaster.from_bytes(model_bytes, card)
-    return NeuralForecaster.from_bytes(model_bytes, card)
+    rebuilt = family(card.family).rebuild
+    if rebuilt is None:
+        raise ValueError(f"the {card.family!r} family is not stored in a registry")
+    return rebuilt(model_bytes, card)
 
 
 class ServedModel:

@@ -7,7 +7,7 @@ Layout under ``root`` (default ``models/mamba``)::
         metadata.json               the model card: config, features, normaliser, data, hash
         metrics.json                learning curves and held-out test metrics
     current/<SYMBOL>                the symbol's current version (one line): the pointer
-    checkpoints/<SYMBOL>/           a fit's best-epoch and resume state (training.loop.FitState)
+    checkpoints/<SYMBOL>/           a fit's best-epoch and resume state (engine.loop.FitState)
     runs/<RUN_ID>.json              one summary per training run
     backtest.json                   walk-forward figures of this family, per symbol and horizon
 

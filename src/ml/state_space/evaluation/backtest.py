@@ -15,45 +15,36 @@ is fitted on every symbol's history before the fold, with one cut-off date for a
 forecasts each symbol. With ``warm_start`` a neural model's folds of one
 symbol run in year order in one task, each fit starting from the previous fold's
 weights. Several seeds make a seed ensemble of a neural model: its quantiles are
-averaged. Networks stacked on LightGBM (``TrainingConfig.fallback="lgbm"``) run after
-the fold's LightGBM fit, which each of them receives as its fallback.
+averaged.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import multiprocessing
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from ml.state_space.data.artefacts import screen, touches_flagged
+from ml.state_space.execution.pool import process_pool
 from ml.state_space.features.cross_section import CrossSection
 from ml.state_space.features.engineer import TimeSeriesFeatureEngineer
 from ml.state_space.models.base import Forecaster, forward_log_returns
-from ml.state_space.models.baselines import Baseline, Drift, EmpiricalQuantiles, RandomWalk
-from ml.state_space.models.fallback import STACKED
-from ml.state_space.models.garch import DriftGarch, DriftGarchFHS, Garch
+from ml.state_space.models.config import TrainingConfig
+from ml.state_space.models.families import FAMILIES, family
 from ml.state_space.models.gbm import GBMConfig, GlobalQuantileGBM
-from ml.state_space.models.lstm import LSTMForecaster
-from ml.state_space.models.mamba.forecaster import MambaForecaster
-from ml.state_space.models.neural import NeuralForecaster
-from ml.state_space.models.pooled import PooledNeuralForecaster
-from ml.state_space.training.config import TrainingConfig
 
 logger = logging.getLogger(__name__)
 
-NEURAL_MODELS = ("mamba", "lstm")
-GLOBAL_MODELS = ("lgbm",)
-BASELINE_MODELS = ("rw", "empirical", "drift", "garch", "drift-garch", "drift-garch-fhs")
-ALL_MODELS = NEURAL_MODELS + GLOBAL_MODELS + BASELINE_MODELS
-SEEDED_MODELS = NEURAL_MODELS + GLOBAL_MODELS
+NEURAL_MODELS = tuple(name for name, f in FAMILIES.items() if f.kind == "neural")
+GLOBAL_MODELS = tuple(name for name, f in FAMILIES.items() if f.kind == "global")
+ALL_MODELS = tuple(FAMILIES)
+SEEDED_MODELS = tuple(name for name, f in FAMILIES.items() if f.seeded)
 # a (symbol, year) is tested only with a year of feature rows before its fold's cut
 MIN_FIT_ROWS = TimeSeriesFeatureEngineer.warmup + 252
 
@@ -84,12 +75,6 @@ class BacktestConfig:
     def horizons(self) -> tuple[int, ...]:
         return self.training.model.horizons
 
-    @property
-    def stacked(self) -> bool:
-        """Whether the neural models stack on the fold's LightGBM fit (their fallback)."""
-        neural = any(model in NEURAL_MODELS for model in self.models)
-        return neural and self.training.fallback == STACKED
-
     def is_global(self, model: str) -> bool:
         """Whether ``model`` is fitted once per fold on every series (one task per fold)."""
         return model in GLOBAL_MODELS or (model in NEURAL_MODELS and self.training.pooled)
@@ -115,23 +100,7 @@ class BacktestConfig:
 def make_forecaster(model: str, config: BacktestConfig, seed: int) -> Forecaster:
     """A fresh, unfitted forecaster of ``model`` with the backtest's horizons and quantiles
     (a pooled network's, fitted through ``fit_many``, with ``config.training.pooled``)."""
-    training = replace(config.training, seed=seed)
-    neural: dict[str, type[NeuralForecaster]] = {"mamba": MambaForecaster, "lstm": LSTMForecaster}
-    if model in neural and training.pooled:
-        return PooledNeuralForecaster(neural[model], training)
-    if model in neural:
-        return neural[model](training_config=training)
-    if model == "lgbm":
-        return GlobalQuantileGBM(config.horizons, config.quantiles, config.gbm, seed)
-    baseline: dict[str, type[Baseline]] = {
-        "rw": RandomWalk,
-        "empirical": EmpiricalQuantiles,
-        "drift": Drift,
-        "garch": Garch,
-        "drift-garch": DriftGarch,
-        "drift-garch-fhs": DriftGarchFHS,
-    }
-    return baseline[model](horizons=config.horizons, quantiles=config.quantiles)
+    return family(model).make(config.training, config.gbm, seed)
 
 
 @dataclass(frozen=True)
@@ -166,16 +135,10 @@ class BacktestTask:
     model: str
     seed: int
     config: BacktestConfig
-    stacked_on: GlobalQuantileGBM | None = None  # the fold's LightGBM, a stacked network's
 
     @property
     def key(self) -> str:
         return f"backtest-{self.model}-{self.symbol}-{self.year}-s{self.seed}"
-
-    @property
-    def stacks(self) -> bool:
-        """Whether this fit needs the fold's LightGBM fit (a network stacked on it)."""
-        return self.model in NEURAL_MODELS and self.config.stacked
 
     @property
     def fold(self) -> Fold:
@@ -187,12 +150,8 @@ class BacktestTask:
         fold = self.fold
         forecaster = make_forecaster(self.model, self.config, self.seed)
         history = self.prices.iloc[: fold.fit_end]
-        if self.stacks and self.stacked_on is None:
-            raise RuntimeError(f"no LightGBM fit of {self.year} to stack on: its task failed")
         if self.model in NEURAL_MODELS:
-            forecaster.fit(
-                history, symbol=self.symbol, warm_start=warm_start, stacked_on=self.stacked_on
-            )
+            forecaster.fit(history, symbol=self.symbol, warm_start=warm_start)
         else:
             forecaster.fit(history)
         return forecaster, fold
@@ -243,18 +202,9 @@ class GlobalBacktestTask:
     def model(self) -> str:
         return self.members[0].model
 
-    @property
-    def fold_key(self) -> tuple[int, int]:
-        """(year, seed): which stacked networks this fit is the fallback of."""
-        return self.members[0].year, self.members[0].seed
-
     def run(self) -> pd.DataFrame:
-        return self.run_keeping_model()[0]
-
-    def run_keeping_model(self) -> tuple[pd.DataFrame, Any]:
         """Fit on all histories before one cut-off date (the earliest of the members'
-        fold ends, so no member's test year is seen), then forecast every member; the
-        forecast rows and the fitted model."""
+        fold ends, so no member's test year is seen), then forecast every member."""
         first = self.members[0]
         folds = [member.fold for member in self.members]
         cutoff = min(m.prices.index[f.fit_end] for m, f in zip(self.members, folds, strict=True))
@@ -270,7 +220,7 @@ class GlobalBacktestTask:
             m.rows(forecaster.for_series(m.symbol, m.prices.iloc[: f.fit_end]), f)
             for m, f in zip(self.members, folds, strict=True)
         ]
-        return pd.concat(rows, ignore_index=True), forecaster
+        return pd.concat(rows, ignore_index=True)
 
 
 Task = BacktestTask | GlobalBacktestTask | WarmStartTask
@@ -278,25 +228,16 @@ Task = BacktestTask | GlobalBacktestTask | WarmStartTask
 
 @dataclass
 class TaskResult:
-    """A task's forecast rows, its own duration in the worker (no queueing time), and the
-    model it fitted where stacked networks need it."""
+    """A task's forecast rows and its own duration in the worker (no queueing time)."""
 
     rows: pd.DataFrame
     seconds: float
-    fitted: Any = None
 
 
 def timed_run_task(task: Task) -> TaskResult:
     """``task.run()``, timed."""
     started = time.perf_counter()
     return TaskResult(task.run(), time.perf_counter() - started)
-
-
-def timed_stack_task(task: GlobalBacktestTask) -> TaskResult:
-    """A LightGBM fit that stacked networks need, timed, with the fitted model."""
-    started = time.perf_counter()
-    rows, fitted = task.run_keeping_model()
-    return TaskResult(rows, time.perf_counter() - started, fitted)
 
 
 def forecast_rows(task: BacktestTask, fold: Fold, quantiles: np.ndarray) -> pd.DataFrame:
@@ -380,8 +321,6 @@ def plan_tasks(
             s: screened[s] if s in screened else screen(s, p).prices for s, p in fit_prices.items()
         }
     models = config.models
-    if config.stacked and "lgbm" not in models:
-        models = (*models, "lgbm")  # the networks' fallback; its rows are not kept
     for symbol, prices in screened.items():
         for year in config.years:
             reason = _untestable(prices, year, config.embargo)
@@ -444,7 +383,6 @@ async def run_backtest(
     logger.info("backtest: %d tasks on %d symbols", len(tasks), len(prices_by_symbol))
     results: list[pd.DataFrame] = []
     outcomes: list[TaskOutcome] = []
-    stacks: dict[tuple[int, int], GlobalQuantileGBM] = {}
 
     def record(task: Task, result: TaskResult | BaseException, seconds: float) -> None:
         if isinstance(result, BaseException):
@@ -452,49 +390,25 @@ async def run_backtest(
             logger.warning("%s failed: %s", task.key, outcome.error)
         else:
             outcome = TaskOutcome(task.key, result.seconds)
-            if result.fitted is not None:  # a LightGBM fit the networks stack on
-                stacks[task.fold_key] = result.fitted
-            if result.fitted is None or "lgbm" in config.models:  # its rows, if asked for
-                results.append(result.rows)
+            results.append(result.rows)
         outcomes.append(outcome)
         if on_task is not None:
             on_task(outcome)
 
-    async def execute(batch: list[Task], run_task: Callable[[Any], TaskResult]) -> None:
-        if scheduler:
-            from ml.state_space.orchestration.dask_backend import run_on_dask
+    if scheduler:
+        from ml.state_space.execution.dask import run_on_dask
 
-            async for task, result, seconds in run_on_dask(scheduler, batch, run_task):
-                record(task, result, seconds)
-        else:
-            await _run_locally(batch, parallel, record, run_task)
-
-    stack_fits = [t for t in tasks if _is_stack_fit(t, config)]
-    if stack_fits:  # first: the networks of each fold stack on its LightGBM fit
-        await execute(stack_fits, timed_stack_task)
-    rest = [t for t in tasks if not _is_stack_fit(t, config)]
-    for task in _fits(rest):
-        if task.stacks:
-            task.stacked_on = stacks.get((task.year, task.seed))
-    await execute(rest, timed_run_task)
+        async for task, result, seconds in run_on_dask(scheduler, tasks, timed_run_task):
+            record(task, result, seconds)
+    else:
+        # a global fit uses every core itself: one at a time is 1.7x faster than two side
+        # by side on 2 cores, and holds half the memory (docs/PERFORMANCE.md)
+        global_fits = [t for t in tasks if isinstance(t, GlobalBacktestTask)]
+        await _run_locally(global_fits, 1, record, timed_run_task)
+        rest = [t for t in tasks if not isinstance(t, GlobalBacktestTask)]
+        await _run_locally(rest, parallel, record, timed_run_task)
     forecasts = ensemble_seeds(pd.concat(results, ignore_index=True)) if results else _empty(config)
     return BacktestResult(forecasts, outcomes, time.perf_counter() - started, skipped)
-
-
-def _is_stack_fit(task: Task, config: BacktestConfig) -> bool:
-    """Whether ``task`` is a LightGBM fit that stacked networks wait for."""
-    return config.stacked and isinstance(task, GlobalBacktestTask) and task.model == "lgbm"
-
-
-def _fits(tasks: Sequence[Task]) -> list[BacktestTask]:
-    """The single fits in ``tasks``, a warm-started task's folds included."""
-    fits: list[BacktestTask] = []
-    for task in tasks:
-        if isinstance(task, BacktestTask):
-            fits.append(task)
-        elif isinstance(task, WarmStartTask):
-            fits.extend(task.folds)
-    return fits
 
 
 async def _run_locally(
@@ -503,16 +417,10 @@ async def _run_locally(
     record: Callable[[Task, Any, float], None],
     run_task: Callable[[Any], TaskResult],
 ) -> None:
-    from ml.state_space.orchestration.run import local_workers, worker_threads
-    from ml.state_space.orchestration.worker import init_worker
-
-    workers = min(local_workers(parallel), max(len(tasks), 1))
-    context = multiprocessing.get_context("spawn")
+    if not tasks:
+        return
     loop = asyncio.get_running_loop()
-    init_args = (worker_threads(workers), None)
-    with ProcessPoolExecutor(
-        workers, mp_context=context, initializer=init_worker, initargs=init_args
-    ) as pool:
+    with process_pool(parallel, len(tasks)) as pool:
 
         async def one(task: Task) -> None:
             started = time.perf_counter()

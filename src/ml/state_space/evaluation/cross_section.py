@@ -24,7 +24,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from ml.state_space.evaluation.significance import long_run_variance
+from ml.state_space.significance import long_run_variance
 
 __all__ = [
     "MIN_IC_NAMES",

@@ -109,6 +109,7 @@ def render_markdown(
         "",
         f"- command: `{facts.get('command', '')}`",
         f"- symbols: {facts.get('symbols', '')}",
+        *([f"- global models fitted on: {facts['fit_symbols']}"] if "fit_symbols" in facts else []),
         f"- test years: {config.years[0]}-{config.years[-1]}; models: {', '.join(config.models)}; "
         f"seeds: {', '.join(map(str, config.seeds))}",
         f"- wall time: {result.seconds:.0f} s on {facts.get('cpu', '?')}; "

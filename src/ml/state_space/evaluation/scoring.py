@@ -33,7 +33,7 @@ from scipy import stats
 
 from ml.state_space.evaluation.cross_section import daily_ic
 from ml.state_space.evaluation.metrics import directional_accuracy
-from ml.state_space.evaluation.significance import diebold_mariano, long_run_variance
+from ml.state_space.significance import diebold_mariano, long_run_variance
 
 KEYS = ("symbol", "fold", "origin_date", "horizon")
 BOOTSTRAP_REPLICATES = 200

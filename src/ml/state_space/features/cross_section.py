@@ -6,10 +6,11 @@ symbol of a universe (a dates x symbols panel built from each symbol's own rows)
 dates: the universe's equal-weight mean return, its cross-sectional dispersion, the
 symbol's percentile rank of its own 5- and 20-day returns within the universe, and its
 sector's mean 5-day return relative to the universe. Every value at date ``t`` uses
-closes at dates ``<= t`` only. The symbol needs not be a member: its rank is taken
+closes at dates ``<= t`` only. The symbol need not be a member: its rank is taken
 against the members' returns, so an unseen symbol gets the same columns (its sector
-column is NaN when its sector is unknown or has no member). Dates with fewer than ``min_members`` members
-give NaN, which LightGBM treats as missing. Formulas: ``docs/FEATURES.md``.
+column is NaN when its sector is unknown or has no member). Dates with fewer than
+``min_members`` members give NaN, which LightGBM treats as missing. Formulas:
+``docs/FEATURES.md``.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-import ml.state_space
+from ml.state_space._version import __version__
 
 CARD_SCHEMA_VERSION = 1
 
@@ -32,7 +32,7 @@ def new_version() -> tuple[str, str]:
 def library_versions(**frameworks: str) -> dict[str, str]:
     """The versions a card records: this package, ``frameworks``, NumPy, pandas, Python."""
     return {
-        "package": ml.state_space.__version__,
+        "package": __version__,
         **frameworks,
         "numpy": np.__version__,
         "pandas": pd.__version__,

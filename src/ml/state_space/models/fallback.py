@@ -13,10 +13,6 @@ service forecast through the same object.
   backtest of the 22 bundled series, 2008-2017, it beats the random walk's pinball loss
   for 82-95% of them at every horizon, its median is never significantly worse than "no
   change", and its 10-90% band covers 82-83% (docs/EVALUATION.md, round 4).
-- ``lgbm`` (:data:`STACKED`): the gated global LightGBM's forecast of the series
-  (``models.gbm``), fitted on every series before the network is; the network is gated
-  against its held-out forecasts. The backtest fits it once per fold and hands it to the
-  networks; it is not yet servable from a model card (its trees are not on it).
 """
 
 from __future__ import annotations
@@ -30,7 +26,6 @@ from ml.state_space.models.garch import MIN_FIT_RETURNS, DriftGarch, DriftGarchF
 __all__ = [
     "FALLBACKS",
     "FALLBACK_NAMES",
-    "STACKED",
     "Fallback",
     "fallback_from_dict",
     "fallback_min_rows",
@@ -43,14 +38,12 @@ FALLBACKS: dict[str, type[Fallback]] = {
     "drift-garch": DriftGarch,
     "drift-garch-fhs": DriftGarchFHS,
 }
-STACKED = "lgbm"  # a fitted global model's gated forecast, passed to the network's fit
-FALLBACK_NAMES = (*FALLBACKS, STACKED)
+FALLBACK_NAMES = tuple(FALLBACKS)
 
 
 def fallback_min_rows(name: str) -> int:
-    """Price rows the fallback ``name`` needs to fit (the stacked model's gate has a
-    drift-garch-fhs fallback of its own)."""
-    fitted = FALLBACKS["drift-garch-fhs" if name == STACKED else name]
+    """Price rows the fallback ``name`` needs to fit."""
+    fitted = FALLBACKS[name]
     return MIN_FIT_RETURNS + 1 if issubclass(fitted, DriftGarch) else 2
 
 
@@ -68,11 +61,6 @@ def fallback_from_dict(
         return RandomWalk(horizons, quantiles)
     state = dict(data)
     name = state.pop("name")
-    if name == STACKED:
-        raise ValueError(
-            "a network stacked on LightGBM cannot be served from its card yet (the trees are "
-            "not on it); it is a backtest option"
-        )
     if name not in FALLBACKS:
         raise ValueError(f"unknown fallback {name!r}; known: {sorted(FALLBACKS)}")
     return FALLBACKS[name].from_dict(state, horizons, quantiles)

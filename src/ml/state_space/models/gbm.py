@@ -13,14 +13,12 @@ that are narrower than a shorter horizon's (``postprocess.monotone_bands``).
 The number of trees is chosen by early stopping on each symbol's last
 ``validation_rows`` target rows (an embargo of ``h`` rows before them), then the model
 is refitted on all rows with that many trees, so the forecast has seen the latest years.
-The early-stopped trees are kept: :meth:`GlobalQuantileGBM.held_out_series` forecasts
-with them where no training target reached, which is what a network stacked on the
-model (``TrainingConfig.fallback="lgbm"``) is gated against.
+The early-stopped trees are kept: each series' gate (and an unseen series') is chosen on
+their forecasts of its validation rows.
 """
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
 from collections.abc import Mapping, Sequence
@@ -46,7 +44,7 @@ from ml.state_space.models.base import (
 )
 from ml.state_space.models.baselines import check_horizons, check_quantiles, require_fitted
 from ml.state_space.models.card import ModelCard
-from ml.state_space.models.fallback import Fallback, fallback_from_dict, fallback_to_dict
+from ml.state_space.models.fallback import Fallback, fallback_from_dict
 from ml.state_space.models.garch import DriftGarchFHS
 from ml.state_space.models.postprocess import QuantileCorrection, blend_weight, monotone_bands
 from ml.state_space.models.servable import InsufficientHistoryError, Servable, Variant
@@ -158,12 +156,11 @@ class _Rows:
 
 @dataclass
 class _Gate:
-    """One series' blend weights of the model per horizon (H,), its fallback fitted on all
-    its prices (the served one), and the fallback fitted up to its first validation origin."""
+    """One series' blend weights of the model per horizon (H,) and its fallback fitted on
+    all its prices (the served one)."""
 
     weights: np.ndarray
     fallback: DriftGarchFHS
-    held_out_fallback: DriftGarchFHS
 
 
 class GlobalQuantileGBM:
@@ -187,9 +184,7 @@ class GlobalQuantileGBM:
         self.context_: CrossSection | None = None
         self.boosters_: dict[tuple[int, float], lgb.Booster] | None = None
         self.gates_: dict[str, _Gate] = {}
-        # the early-stopped trees, and the last date any of their training targets reached
-        self.stopped_: dict[tuple[int, float], lgb.Booster] = {}
-        self.trained_until_: pd.Timestamp | None = None
+        self.stopped_: dict[tuple[int, float], lgb.Booster] = {}  # the early-stopped trees
 
     def __repr__(self) -> str:
         return f"GlobalQuantileGBM(horizons={self.horizons}, quantiles={self.quantiles})"
@@ -282,11 +277,10 @@ class GlobalQuantileGBM:
         histories = usable
         designs = {symbol: self._design(prices, symbol) for symbol, prices in histories.items()}
         names = list(next(iter(designs.values())).features.columns)
-        boosters, validation, trained_until = {}, [], []
+        boosters, validation = {}, []
         self.stopped_ = {}
         for horizon in self.horizons:
             rows = self._rows(histories, designs, horizon)
-            trained_until.append(_last_target_date(histories, rows, horizon))
             stopped = {}
             for level in self.quantiles:
                 boosters[horizon, level], early = self._fit_one(rows, names, horizon, level)
@@ -295,7 +289,6 @@ class GlobalQuantileGBM:
             validation.append(rows)
             self.stopped_ |= {(horizon, q): b for q, b in stopped.items()}
         self.boosters_ = boosters
-        self.trained_until_ = max(trained_until)
         if self.config.gate:
             self.gates_ = {
                 symbol: self._gate(prices, [rows.select(index, VALIDATE) for rows in validation])
@@ -325,28 +318,6 @@ class GlobalQuantileGBM:
         else:
             gate = self._gate_unseen(symbol, prices)
         return GBMSeriesForecaster(self, gate.weights, gate.fallback, symbol=symbol)
-
-    def held_out_series(self, symbol: str) -> tuple[GBMSeriesForecaster, pd.Timestamp]:
-        """The gated forecaster of ``symbol`` as it stood before its validation rows: the
-        early-stopped trees, and the fallback fitted up to the series' first validation
-        origin, with the gate weights; and the last date any of those trees' training
-        targets reached, so its forecasts from later origins are out of sample.
-
-        A model stacked on this one judges itself against these forecasts. The gate
-        weights were chosen on the same validation rows, so the comparison flatters
-        this model a little. ValueError without validation rows (every (horizon,
-        quantile) needs its early-stopped trees)."""
-        gated = self.series(symbol)
-        if self.trained_until_ is None or len(self.stopped_) < len(self.boosters_ or {}):
-            raise ValueError("the model was fitted without validation rows: nothing is held out")
-        held_out = copy.copy(self)
-        held_out.boosters_ = self.stopped_
-        weights = gated.correction.blend_weight
-        fallback = self.gates_[symbol].held_out_fallback
-        return (
-            GBMSeriesForecaster(held_out, weights, fallback, symbol=symbol),
-            self.trained_until_,
-        )
 
     def predict_quantiles(self, prices: pd.DataFrame, origins: pd.DatetimeIndex) -> np.ndarray:
         """(n_origins, n_horizons, n_quantiles) log-return quantiles; origin ``t`` uses
@@ -398,7 +369,7 @@ class GlobalQuantileGBM:
             baseline = fallback.predict_quantiles(prices, origins)[:, h] / block.scale[:, None]
             weights[h] = blend_weight(z, block.targets, baseline, levels, horizon)
         served = DriftGarchFHS(self.horizons, self.quantiles).fit(prices)
-        return _Gate(weights, served, fallback)
+        return _Gate(weights, served)
 
     def _gate_unseen(self, symbol: str, prices: pd.DataFrame) -> _Gate:
         """The gate of a series the model was not fitted on, from its own history."""
@@ -496,19 +467,6 @@ class GlobalQuantileGBM:
         return rows.positions % stride == 0
 
 
-def _last_target_date(
-    histories: Mapping[str, pd.DataFrame], rows: _Rows, horizon: int
-) -> pd.Timestamp:
-    """The last date the early-stopping fit's training targets (``rows`` of ``horizon``)
-    reach in any series (a series without training rows reaches none)."""
-    ends = []
-    for index, prices in enumerate(histories.values()):
-        trained = rows.select(index, TRAIN).positions
-        if len(trained):
-            ends.append(prices.index[trained.max() + horizon])
-    return max(ends, default=pd.Timestamp.min)
-
-
 class GBMSeriesForecaster(Servable):
     """One series' forecaster of a fitted, gated global model: the model blended with the
     series' fallback by the weights its validation rows supported (0: the fallback alone).
@@ -567,14 +525,6 @@ class GBMSeriesForecaster(Servable):
             "trained": monotone_bands(trained, self.quantiles, self.horizons),
             "model": monotone_bands(z * scale[:, :, None], self.quantiles, self.horizons),
             "baseline": baseline,
-        }
-
-    def to_dict(self) -> dict[str, Any]:
-        """The series' gate weights and fallback (not the trees): the state a network
-        stacked on this forecaster records as its fallback."""
-        return {
-            "weights": list(self.correction.blend_weight),
-            "fallback": fallback_to_dict(self.fallback),
         }
 
     def to_bytes(self) -> bytes:

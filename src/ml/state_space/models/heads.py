@@ -3,18 +3,32 @@ the compile step (optimiser, quantile loss, median-MAE metric)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import Literal, Protocol
 
 import keras
 
 from ml.state_space.models.losses import MedianAbsoluteError, QuantileLoss
 from ml.state_space.models.mamba.layers import MonotoneQuantiles
 
-if TYPE_CHECKING:
-    from ml.state_space.models.mamba.model import MambaConfig
+
+class HeadConfig(Protocol):
+    """What the head and the compile step read of a network's config (``MambaConfig``,
+    which the LSTM shares)."""
+
+    dropout: float
+    n_horizons: int
+    n_quantiles: int
+    median_index: int
+    quantiles: tuple[float, ...]
+    learning_rate: float
+    weight_decay: float
+    clipnorm: float
+    point_loss_weight: float
+    huber_delta: float
+    jit_compile: bool
 
 
-def quantile_head(features, config: MambaConfig):
+def quantile_head(features, config: HeadConfig):
     """(batch, [K,] d) features -> (batch, [K,] n_horizons, n_quantiles) non-crossing
     quantiles (K: the steps a network is supervised at)."""
     # A window's K steps share one mask, as in the blocks: XLA:CPU spent a tenth of the
@@ -28,7 +42,7 @@ def quantile_head(features, config: MambaConfig):
 
 
 def compile_model(
-    model: keras.Model, config: MambaConfig, jit_compile: bool | Literal["auto"] | None = None
+    model: keras.Model, config: HeadConfig, jit_compile: bool | Literal["auto"] | None = None
 ) -> keras.Model:
     """AdamW with gradient clipping, quantile loss, median-MAE metric.
 

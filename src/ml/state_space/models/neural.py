@@ -21,7 +21,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Self
+from typing import Any, ClassVar, Self
 
 import keras
 import numpy as np
@@ -30,6 +30,21 @@ import tensorflow as tf
 
 from ml.state_space.atomic import atomic_write_bytes, atomic_write_json
 from ml.state_space.data.quality import QualityReport, validate_price_data
+from ml.state_space.engine.compiled import (
+    INFERENCE,
+    NETWORKS,
+    copy_variables,
+    set_random_seed,
+    weights_of,
+)
+from ml.state_space.engine.loop import (
+    EpochCallback,
+    at_steps,
+    best_epoch,
+    fit_network,
+    refit_network,
+    scratch_dir,
+)
 from ml.state_space.features.engineer import TimeSeriesFeatureEngineer
 from ml.state_space.features.windows import (
     Normalizer,
@@ -51,9 +66,9 @@ from ml.state_space.models.card import (
     library_versions,
     new_version,
 )
+from ml.state_space.models.config import TrainingConfig
 from ml.state_space.models.fallback import (
     FALLBACKS,
-    STACKED,
     Fallback,
     fallback_from_dict,
     fallback_to_dict,
@@ -70,25 +85,6 @@ from ml.state_space.models.servable import (
     Servable,
     Variant,
 )
-from ml.state_space.training.compiled import (
-    INFERENCE,
-    NETWORKS,
-    copy_variables,
-    set_random_seed,
-    weights_of,
-)
-from ml.state_space.training.config import TrainingConfig
-from ml.state_space.training.loop import (
-    EpochCallback,
-    at_steps,
-    best_epoch,
-    fit_network,
-    refit_network,
-    scratch_dir,
-)
-
-if TYPE_CHECKING:
-    from ml.state_space.models.gbm import GBMSeriesForecaster, GlobalQuantileGBM
 
 logger = logging.getLogger(__name__)
 
@@ -114,7 +110,7 @@ class SeriesWindows:
 
     def validation_segment(self, steps: int = 1) -> tuple[np.ndarray, np.ndarray]:
         """The validation windows and their targets in units of the target scale, at
-        ``steps`` supervised steps (:func:`~ml.state_space.training.loop.at_steps`)."""
+        ``steps`` supervised steps (:func:`~ml.state_space.engine.loop.at_steps`)."""
         return at_steps(self.split.val.x, self.split.val.y / self.split.target_scale, steps)
 
 
@@ -146,8 +142,7 @@ class NeuralForecaster(Servable):
         self.normalizer: Normalizer | None = None
         self.target_scale: np.ndarray | None = None
         self.correction: QuantileCorrection | None = None
-        self.fallback: Fallback | GBMSeriesForecaster | None = None
-        self.stacked_on: GlobalQuantileGBM | None = None  # the fitted model of fallback "lgbm"
+        self.fallback: Fallback | None = None
         self._initial_weights: list[np.ndarray] | None = None  # a warm start's, if any
         self._infer: Any = None  # the architecture's shared inference function
         self._weights: tuple[list, list] = ([], [])  # this network's arguments to it
@@ -164,7 +159,7 @@ class NeuralForecaster(Servable):
 
     def trainer_for(self, network: keras.Model, n_features: int) -> keras.Model:
         """The process's compiled training network of this shape, holding ``network``'s
-        initial weights (see ``training.compiled``)."""
+        initial weights (see ``engine.compiled``)."""
         config = self.config
         shape = [
             self.family,
@@ -192,7 +187,6 @@ class NeuralForecaster(Servable):
         on_epoch: EpochCallback | None = None,
         refit: bool | None = None,
         warm_start: NeuralForecaster | None = None,
-        stacked_on: GlobalQuantileGBM | None = None,
     ) -> Self:
         """Fit on every row of ``prices`` (the last ``config.days`` of them, if set).
 
@@ -202,19 +196,11 @@ class NeuralForecaster(Servable):
         ``work_dir`` keeps checkpoints and resume state (a temporary directory when
         omitted). ``warm_start``, a fitted forecaster of the same architecture (an
         earlier fold's, or a pooled network's), gives the features and the initial weights
-        of the fit and the refit instead of the seeded ones. ``stacked_on``, a gated
-        global LightGBM fitted on this series among others and on no row after ``prices``,
-        is the fallback when ``config.fallback`` is ``"lgbm"``. Raises
-        ``DataQualityError`` for unusable prices.
+        of the fit and the refit instead of the seeded ones. Raises ``DataQualityError``
+        for unusable prices.
         """
         started = time.perf_counter()
         config = self.config
-        if (config.fallback == STACKED) != (stacked_on is not None):
-            raise ValueError(
-                f"fallback={config.fallback!r}: pass the fitted LightGBM as stacked_on "
-                "exactly when the fallback is 'lgbm'"
-            )
-        self.stacked_on = stacked_on
         set_random_seed(config.seed)
         symbol = symbol or prices.attrs.get("symbol") or "UNKNOWN"
         series = self.prepare(prices, symbol, warm_start.engineer if warm_start else None)
@@ -282,7 +268,7 @@ class NeuralForecaster(Servable):
         self.history, self.stop_reason = history, stop_reason
         card = _card(self.family, series, self.config)
         self._restore(network, card)
-        if self.config.blend or self.config.calibrate:
+        if self.config.blend:
             self.correction = self._fit_correction(series.split, series.prices)
             card = replace(card, correction=self.correction.to_dict())
         self.card = card
@@ -450,21 +436,15 @@ class NeuralForecaster(Servable):
             baseline / scale[:, :, None],
             self.quantiles,
             self.horizons,
-            blend=self.config.blend,
-            calibrate=self.config.calibrate,
         )
 
     def _validation_fallback(
         self, split: SequenceSplit, prices: pd.DataFrame
-    ) -> tuple[pd.DatetimeIndex, Fallback | GBMSeriesForecaster]:
+    ) -> tuple[pd.DatetimeIndex, Fallback]:
         """The validation origins the network is judged on, and the fallback it is judged
         against there: one fitted on the rows the training windows span (their targets
-        included), or, stacked on LightGBM, the model's held-out forecaster, from the
-        first origin after its training targets end."""
+        included)."""
         origins = split.val.anchor_dates
-        if self.stacked_on is not None:
-            fallback, trained_until = self.stacked_on.held_out_series(self._fitted_card().symbol)
-            return origins[origins > trained_until], fallback
         train_end = prices.index.get_loc(split.train.anchor_dates[-1]) + max(self.horizons) + 1
         return origins, self._new_fallback().fit(prices.iloc[:train_end])
 
@@ -520,10 +500,7 @@ class NeuralForecaster(Servable):
         self.normalizer = Normalizer.from_dict(card.normalizer)
         self.target_scale = np.asarray(card.target_scale, dtype=np.float32)
         self.correction = QuantileCorrection.from_dict(card.correction) if card.correction else None
-        if self.stacked_on is not None:  # its trees are not on the card
-            self.fallback = self.stacked_on.series(card.symbol)
-        else:
-            self.fallback = fallback_from_dict(card.fallback, self.horizons, self.quantiles)
+        self.fallback = fallback_from_dict(card.fallback, self.horizons, self.quantiles)
         key = json.dumps(
             [self.family, self.config.model.to_dict(), list(network.input_shape[1:])],
             sort_keys=True,
@@ -560,12 +537,8 @@ class NeuralForecaster(Servable):
         self.card = self._with_fallback(self._fitted_card(), prices)
 
     def _with_fallback(self, card: ModelCard, prices: pd.DataFrame) -> ModelCard:
-        """``card`` holding the served fallback: fitted on all of ``prices``, or the
-        stacked LightGBM's gated forecaster of the series."""
-        if self.stacked_on is None:
-            self.fallback = self._new_fallback().fit(prices)
-        else:
-            self.fallback = self.stacked_on.series(card.symbol)
+        """``card`` holding the served fallback, fitted on all of ``prices``."""
+        self.fallback = self._new_fallback().fit(prices)
         return replace(card, fallback=fallback_to_dict(self.fallback))
 
     def infer_scaled(self, windows: np.ndarray) -> np.ndarray:

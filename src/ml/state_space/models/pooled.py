@@ -33,18 +33,18 @@ import numpy as np
 import pandas as pd
 
 from ml.state_space.data.quality import DataQualityError
-from ml.state_space.features.engineer import TimeSeriesFeatureEngineer
-from ml.state_space.features.windows import Normalizer, target_std
-from ml.state_space.models.neural import NeuralForecaster, SeriesWindows
-from ml.state_space.training.compiled import copy_variables, set_random_seed
-from ml.state_space.training.config import TrainingConfig
-from ml.state_space.training.loop import (
+from ml.state_space.engine.compiled import copy_variables, set_random_seed
+from ml.state_space.engine.loop import (
     EpochCallback,
     Segment,
     fit_network,
     refit_network,
     scratch_dir,
 )
+from ml.state_space.features.engineer import TimeSeriesFeatureEngineer
+from ml.state_space.features.windows import Normalizer, target_std
+from ml.state_space.models.config import TrainingConfig
+from ml.state_space.models.neural import NeuralForecaster, SeriesWindows
 
 logger = logging.getLogger(__name__)
 

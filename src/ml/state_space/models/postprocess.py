@@ -8,10 +8,9 @@ The *baseline* is the forecaster's fallback (``models.fallback``) in those units
   [0, 1] that minimises the mean pinball loss on validation, kept only if that blend beats
   the baseline on validation with a Diebold-Mariano p-value below ``BLEND_ALPHA``; else
   ``w = 0``, exactly the baseline: a network without demonstrated skill is not served.
-- **calibrate**: per horizon and non-median quantile, a shift by the empirical
-  ``q``-quantile of the validation residuals ``y - q_hat``, so each quantile covers its
-  own level on validation (conformalised quantiles). The median is left alone: it is
-  judged against "no change", and a shift would carry the validation block's drift.
+A correction also holds per-quantile shifts (``QuantileCorrection.shifts``, zero): the
+calibration that set them (conformal shifts to each level on validation) hurt on the
+backtest and was removed (docs/EVALUATION.md, "Options removed").
 
 Quantiles are sorted after the corrections, so they never cross, and
 :func:`monotone_bands` keeps every band at least as wide as a shorter horizon's.
@@ -26,7 +25,7 @@ from typing import Any
 import numpy as np
 from scipy.stats import norm
 
-from ml.state_space.evaluation.significance import diebold_mariano
+from ml.state_space.significance import diebold_mariano
 
 BLEND_GRID = np.linspace(0.0, 1.0, 21)
 BLEND_ALPHA = 0.10
@@ -98,28 +97,15 @@ def fit_correction(
     baseline_z: np.ndarray,
     levels: Sequence[float],
     horizons: Sequence[int],
-    *,
-    blend: bool,
-    calibrate: bool,
 ) -> QuantileCorrection:
-    """Fit the correction on validation forecasts of the network and the baseline
-    (n, H, Q) and outcomes (n, H), z units, in time order (the blend's significance test
-    needs it)."""
+    """Fit the blend on validation forecasts of the network and the baseline (n, H, Q)
+    and outcomes (n, H), z units, in time order (the blend's significance test needs it)."""
     levels_arr = np.asarray(levels, dtype=np.float64)
-    weights, shifts = [], []
-    for h, horizon in enumerate(horizons):
-        predicted, outcome, baseline = quantiles_z[:, h], outcomes_z[:, h], baseline_z[:, h]
-        weight = blend_weight(predicted, outcome, baseline, levels_arr, horizon) if blend else 1.0
-        blended = weight * predicted + (1 - weight) * baseline
-        shift = np.zeros(len(levels_arr))
-        if calibrate:
-            residuals = outcome[:, None] - blended
-            for q, level in enumerate(levels_arr):
-                if level != 0.5:
-                    shift[q] = float(np.quantile(residuals[:, q], level))
-        weights.append(weight)
-        shifts.append(tuple(float(s) for s in shift))
-    return QuantileCorrection(tuple(weights), tuple(shifts))
+    weights = tuple(
+        blend_weight(quantiles_z[:, h], outcomes_z[:, h], baseline_z[:, h], levels_arr, horizon)
+        for h, horizon in enumerate(horizons)
+    )
+    return QuantileCorrection(weights, ((0.0,) * len(levels_arr),) * len(weights))
 
 
 def monotone_bands(

@@ -20,7 +20,7 @@ import signal
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import Executor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from multiprocessing.managers import SyncManager
@@ -31,15 +31,11 @@ import pandas as pd
 from ml.state_space.data.artefacts import screen
 from ml.state_space.data.quality import DataQualityError
 from ml.state_space.data.sources import DataUnavailableError, load_history
-from ml.state_space.orchestration.worker import (
-    TrainJob,
-    init_helper_process,
-    init_worker,
-    run_job,
-)
+from ml.state_space.engine.loop import has_unfinished_fit
+from ml.state_space.execution.pool import init_helper_process, process_pool
+from ml.state_space.models.config import TrainingConfig
+from ml.state_space.orchestration.worker import TrainJob, run_job
 from ml.state_space.registry import ModelRegistry
-from ml.state_space.training.config import TrainingConfig
-from ml.state_space.training.loop import has_unfinished_fit
 from ml.state_space.training.trainer import TrainingResult
 
 logger = logging.getLogger(__name__)
@@ -99,20 +95,6 @@ class RunSummary:
 
 
 # --- client side ---------------------------------------------------------------------------
-
-
-def local_workers(parallel: int, cores: int | None = None) -> int:
-    """Processes to run locally: at most one per core.
-
-    Measured on a 2-core machine (docs/PERFORMANCE.md): 2 workers train 6 symbols 1.5x
-    faster than 1, while 4 and 10 are slower than 2 and use 1.2 GB more memory each.
-    """
-    return max(1, min(parallel, cores or os.cpu_count() or 1))
-
-
-def worker_threads(workers: int, cores: int | None = None) -> int:
-    """TensorFlow threads per worker so that ``workers`` processes share the cores."""
-    return max(1, (cores or os.cpu_count() or 1) // max(1, workers))
 
 
 def load_screened(
@@ -258,7 +240,7 @@ class TrainingRun:
         if not jobs:
             return
         if self.scheduler:
-            from ml.state_space.orchestration.dask_backend import run_on_dask
+            from ml.state_space.execution.dask import run_on_dask
 
             for job in jobs:
                 self._notify_queued(job.symbol)
@@ -275,28 +257,10 @@ class TrainingRun:
         manager.start(init_helper_process)
         events = manager.Queue()
         pump = asyncio.create_task(self._pump_progress(events))
-        workers = min(local_workers(self.parallel), len(jobs))
-        if workers < min(self.parallel, len(jobs)):
-            logger.warning(
-                "--parallel %d on %d cores: running %d worker processes (more would only "
-                "compete for the cores and cost ~1.2 GB each)",
-                self.parallel,
-                os.cpu_count(),
-                workers,
-            )
-        pool = ProcessPoolExecutor(
-            max_workers=workers,
-            mp_context=context,
-            initializer=init_worker,
-            initargs=(worker_threads(workers), events),
-        )
         try:
-            await self._run_jobs(pool, jobs, outcomes)
-        except asyncio.CancelledError:
-            _terminate_workers(pool)
-            raise
+            with process_pool(self.parallel, len(jobs), events) as pool:
+                await self._run_jobs(pool, jobs, outcomes)
         finally:
-            pool.shutdown(wait=True, cancel_futures=True)
             pump.cancel()
             manager.shutdown()
 
@@ -435,17 +399,6 @@ def _cancel_on_sigterm() -> threading.Event:
 def _restore_sigterm() -> None:
     with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
         asyncio.get_running_loop().remove_signal_handler(signal.SIGTERM)
-
-
-def _terminate_workers(pool: ProcessPoolExecutor) -> None:
-    """Stop running jobs now; their saved state (``training.loop.FitState``) lets
-    ``--resume`` continue them."""
-    terminate = getattr(pool, "terminate_workers", None)  # Python 3.14+
-    if terminate is not None:
-        terminate()
-        return
-    for process in list(getattr(pool, "_processes", {}).values()):
-        process.terminate()
 
 
 def _count_trained(outcomes: dict[str, SymbolOutcome]) -> int:

@@ -22,12 +22,12 @@ import numpy as np
 import pandas as pd
 
 from ml.state_space.data.quality import validate_price_data
+from ml.state_space.engine.loop import EpochCallback, best_epoch
 from ml.state_space.evaluation.metrics import evaluate_forecasts
 from ml.state_space.models.base import Forecaster, forward_log_returns
+from ml.state_space.models.config import TrainingConfig, holdout_rows
 from ml.state_space.models.mamba.forecaster import MambaForecaster
 from ml.state_space.models.neural import span
-from ml.state_space.training.config import TrainingConfig, holdout_rows
-from ml.state_space.training.loop import EpochCallback, best_epoch
 
 logger = logging.getLogger(__name__)
 

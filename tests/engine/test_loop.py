@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import pytest
 
-from ml.state_space.training.loop import EpochLog
+from ml.state_space.engine.loop import EpochLog
 
 
 def test_each_epoch_logs_the_learning_rate_it_ran_with(tmp_path):
@@ -31,9 +31,9 @@ def test_each_epoch_logs_the_learning_rate_it_ran_with(tmp_path):
 
 
 def test_validation_loss_on_padded_batches_equals_keras_evaluate():
+    from ml.state_space.engine.loop import ValidationLoss
     from ml.state_space.models.heads import compile_model
     from ml.state_space.models.mamba.model import MambaConfig, build_model
-    from ml.state_space.training.loop import ValidationLoss
 
     config = MambaConfig(
         d_model=16,
@@ -59,7 +59,7 @@ def test_validation_loss_on_padded_batches_equals_keras_evaluate():
 
 
 def test_a_refit_replays_the_learning_rates_it_is_given():
-    from ml.state_space.training.loop import refit_network
+    from ml.state_space.engine.loop import refit_network
     from tests.conftest import tiny_training_config
 
     model = keras.Sequential([keras.Input((4, 2)), keras.layers.Flatten(), keras.layers.Dense(2)])
@@ -79,11 +79,11 @@ def test_a_refit_replays_the_learning_rates_it_is_given():
 def test_run_epochs_trains_exactly_as_keras_fit(supervised_steps):
     """Same weights bit for bit (XLA step, dropout, augmentation, shuffling), same
     callback calls (a plateau cut on the training loss) and the same epoch losses."""
+    from ml.state_space.engine.compiled import set_random_seed
+    from ml.state_space.engine.loop import TrainingBatches, run_epochs
     from ml.state_space.features.augment import DataAugmentor
     from ml.state_space.models.heads import compile_model
     from ml.state_space.models.mamba.model import MambaConfig, build_model
-    from ml.state_space.training.compiled import set_random_seed
-    from ml.state_space.training.loop import TrainingBatches, run_epochs
     from scripts.bench_fit_loop import KerasBatches
 
     config = MambaConfig(

@@ -5,7 +5,7 @@ import pytest
 import statsmodels.api as sm
 from scipy import stats
 
-from ml.state_space.evaluation.significance import diebold_mariano, long_run_variance
+from ml.state_space.significance import diebold_mariano, long_run_variance
 
 
 def test_hac_variance_matches_statsmodels_uniform_kernel():

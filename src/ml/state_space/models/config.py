@@ -7,7 +7,7 @@ from typing import Any
 
 from ml.state_space.features.engineer import TimeSeriesFeatureEngineer
 from ml.state_space.features.windows import SequenceGenerator, min_feature_rows
-from ml.state_space.models.fallback import FALLBACK_NAMES, STACKED, fallback_min_rows
+from ml.state_space.models.fallback import FALLBACK_NAMES, fallback_min_rows
 from ml.state_space.models.mamba.model import MambaConfig
 
 TARGET_SCALINGS = ("global", "volatility")
@@ -39,10 +39,8 @@ class TrainingConfig:
     # what is served where the network shows no skill, and blended with where it does
     # (models.fallback): "drift-garch-fhs" (the training drift, a GARCH band shaped by
     # the history), "drift-garch" or "rw" (the random walk); chosen on the walk-forward
-    # backtest: docs/EVALUATION.md, round 4; "lgbm": the gated LightGBM's forecast (a
-    # backtest option: docs/EVALUATION.md, round 7)
+    # backtest: docs/EVALUATION.md, round 4
     fallback: str = "drift-garch-fhs"
-    calibrate: bool = False  # shift each non-median quantile to its level (hurt: off)
     # after the early-stopped fit, retrain on all windows (the validation block too) for
     # the selected number of epochs, keeping the corrections fitted on validation (helped
     # on the walk-forward backtest: docs/EVALUATION.md)
@@ -69,8 +67,6 @@ class TrainingConfig:
             raise ValueError(f"supervised_steps={self.supervised_steps} must be >= 1")
         if self.fallback not in FALLBACK_NAMES:
             raise ValueError(f"fallback={self.fallback!r}; expected one of {FALLBACK_NAMES}")
-        if self.fallback == STACKED and self.pooled:
-            raise ValueError("a pooled network cannot stack on LightGBM (fallback='lgbm')")
         if self.pooled_fine_tune and not (self.pooled and self.pooled_normalizer == "series"):
             raise ValueError(
                 "pooled_fine_tune fine-tunes a pooled network (pooled=True) whose inputs "

@@ -15,14 +15,13 @@ import time
 import zipfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import keras
 import numpy as np
 
 from ml.state_space.atomic import atomic_write, atomic_write_json
 from ml.state_space.features.augment import DataAugmentor
-from ml.state_space.training.config import TrainingConfig
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +29,22 @@ EpochCallback = Callable[[str, dict[str, Any]], None]
 Segment = tuple[np.ndarray, np.ndarray]  # one series' windows (N, L, F) and targets (N, ...)
 VALIDATION_BATCH = 128  # a validation block at ten supervised steps is ~100 windows
 STATE_DIR, LATEST_FILE, BEST_FILE = "state", "latest.npz", "best.npz"
+
+
+class FitSettings(Protocol):
+    """What the loop reads of a fit's configuration (``models.config.TrainingConfig``)."""
+
+    epochs: int
+    batch_size: int
+    early_stopping_patience: int
+    lr_patience: int
+    lr_factor: float
+    min_lr: float
+    augment: bool
+    seed: int
+
+    @property
+    def output_steps(self) -> int: ...
 
 
 class TrainingDivergedError(RuntimeError):
@@ -40,7 +55,7 @@ def fit_network(
     network: keras.Model,
     train: Sequence[Segment],
     validation: Segment,
-    config: TrainingConfig,
+    config: FitSettings,
     work_dir: Path,
     name: str,
     on_epoch: EpochCallback | None = None,
@@ -145,7 +160,7 @@ def _readable(path: Path) -> bool:
 def refit_network(
     network: keras.Model,
     train: Sequence[Segment],
-    config: TrainingConfig,
+    config: FitSettings,
     learning_rates: Sequence[float],
     name: str,
 ) -> None:

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from ml.state_space.data.sources import load_bundled
+from ml.state_space.engine.compiled import INFERENCE, NETWORKS
 from ml.state_space.models.mamba.forecaster import MambaForecaster
-from ml.state_space.training.compiled import INFERENCE, NETWORKS
 from tests.conftest import tiny_training_config
 
 
@@ -84,8 +84,8 @@ def test_seeding_draws_what_keras_seeding_draws_and_keeps_compiled_functions():
     import keras
     import tensorflow as tf
 
+    from ml.state_space.engine.compiled import set_random_seed
     from ml.state_space.models.mamba.model import MambaConfig, build_model
-    from ml.state_space.training.compiled import set_random_seed
 
     def draws(seed_with):
         seed_with(11)
