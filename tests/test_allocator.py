@@ -1,7 +1,7 @@
 """The malloc setting reaches every process that trains: read back through its effect.
 
 A 48 MiB block is above glibc's largest adaptive mmap threshold (32 MiB), so by default
-``malloc`` maps it (``mallinfo2().hblks`` counts one more mapped block); with the
+``malloc`` maps it (its chunk header carries the IS_MMAPPED flag); with the
 project's setting it comes from the heap. The probe runs in a worker spawned exactly as
 the training CLI and the backtest spawn theirs (``init_worker`` as the initializer).
 """
@@ -25,27 +25,19 @@ pytestmark = pytest.mark.skipif(
 BLOCK = 48 << 20
 
 
-class _MallInfo2(ctypes.Structure):
-    _fields_ = [
-        (name, ctypes.c_size_t)
-        for name in (
-            "arena", "ordblks", "smblks", "hblks", "hblkhd",
-            "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost",
-        )
-    ]  # fmt: skip
+IS_MMAPPED = 0x2  # glibc's chunk-header flag: the chunk is a mapping of its own
 
 
 def large_block_is_mapped() -> bool:
-    """Whether ``malloc`` serves a 48 MiB request with its own mapping."""
+    """Whether ``malloc`` serves a 48 MiB request with its own mapping: the flag in the
+    chunk's own header (a process-wide count would see other threads' mappings too)."""
     libc = ctypes.CDLL(None)
-    libc.mallinfo2.restype = _MallInfo2
     libc.malloc.restype = ctypes.c_void_p
     libc.free.argtypes = [ctypes.c_void_p]
-    before = libc.mallinfo2().hblks
     block = libc.malloc(BLOCK)
-    mapped = libc.mallinfo2().hblks > before
+    size_field = ctypes.c_size_t.from_address(block - ctypes.sizeof(ctypes.c_size_t)).value
     libc.free(block)
-    return mapped
+    return bool(size_field & IS_MMAPPED)
 
 
 def _spawned_worker_maps_large_block() -> bool:
