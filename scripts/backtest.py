@@ -96,8 +96,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add_data_arguments(parser, default_symbols="BUNDLED")
     parser.add_argument(
         "--fit-symbols",
-        help="fit the global models (lgbm) on these symbols instead of the --symbols: a\n"
-        "universe name, a file or a comma list; they forecast the --symbols, seen or not",
+        help="fit the global models (lgbm; a neural one with --set pooled=true) on these\n"
+        "symbols instead of the --symbols: a universe name (SP500_FIT: the universe but\n"
+        "the fifth SP500_HOLDOUT), a file or a comma list; they forecast the --symbols,\n"
+        "seen or not (a pooled network with --set pooled_normalizer=global)",
     )
     parser.add_argument(
         "--years",
@@ -167,7 +169,7 @@ def fit_symbols_of(args: argparse.Namespace, config: BacktestConfig) -> list[str
         return None
     if not any(config.is_global(model) for model in config.models):
         raise ValueError(
-            "--fit-symbols chooses what the global models (lgbm) are fitted on; "
+            "--fit-symbols chooses what the global models (lgbm, pooled networks) are fitted on; "
             f"--models {','.join(config.models)} has none"
         )
     return resolve_symbols(args.fit_symbols)

@@ -50,3 +50,10 @@ def test_unknown_universe_names_the_known_ones(spec: str) -> None:
 def test_bad_symbol_in_a_list_is_reported() -> None:
     with pytest.raises(InvalidSymbolError, match=r"\.\./x"):
         resolve_symbols("AAPL,../x")
+
+
+def test_the_universe_splits_into_a_fit_part_and_a_fifth_held_out() -> None:
+    stocks, fit, holdout = (resolve_symbols(n) for n in ("SP500", "SP500_FIT", "sp500_holdout"))
+    assert not set(fit) & set(holdout) and sorted(fit + holdout) == sorted(stocks)
+    assert 0.15 < len(holdout) / len(stocks) < 0.25
+    assert resolve_symbols("SP500_HOLDOUT") == holdout  # the same stocks every time

@@ -1,13 +1,17 @@
 """Named symbol universes and symbol-list resolution.
 
-Names: those of ``resources/universes.json`` (``TIER_1``, ``BUNDLED``) and ``SP500``, every
-stock of the bundled S&P 500 universe. A spec may also be a file: a prices file (its
+Names: those of ``resources/universes.json`` (``TIER_1``, ``BUNDLED``), ``SP500``, every
+stock of the bundled S&P 500 universe, and its two parts for judging a global model on
+stocks it never saw: ``SP500_HOLDOUT``, the fifth of them whose name's SHA-256 is 0
+modulo 5 (a rule that keeps a stock in its part whatever else joins the universe), and
+``SP500_FIT``, the rest. A spec may also be a file: a prices file (its
 symbols) or a text file of symbols separated by commas, spaces or new lines (``#`` starts
 a comment).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from functools import lru_cache
@@ -41,7 +45,15 @@ def _universes() -> dict[str, tuple[str, ...]]:
         name.upper(): tuple(validate_symbol(s) for s in entry["symbols"])
         for name, entry in raw.items()
     }
-    return {**named, "SP500": universe_symbols()}
+    stocks = universe_symbols()
+    holdout = tuple(s for s in stocks if _held_out(s))
+    fit = tuple(s for s in stocks if not _held_out(s))
+    return {**named, "SP500": stocks, "SP500_FIT": fit, "SP500_HOLDOUT": holdout}
+
+
+def _held_out(symbol: str) -> bool:
+    """Whether ``symbol`` is in the held-out fifth of the universe."""
+    return int(hashlib.sha256(symbol.encode()).hexdigest(), 16) % 5 == 0
 
 
 def universe_names() -> list[str]:

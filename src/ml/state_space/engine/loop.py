@@ -42,6 +42,7 @@ class FitSettings(Protocol):
     min_lr: float
     augment: bool
     seed: int
+    windows_per_epoch: int | None
 
     @property
     def output_steps(self) -> int: ...
@@ -68,13 +69,7 @@ def fit_network(
     the resume state, so a killed fit continues from its last epoch. Returns the epoch
     log and the stop reason (``early_stopping`` or ``max_epochs``).
     """
-    train_batches = TrainingBatches(
-        train,
-        config.batch_size,
-        DataAugmentor(seed=config.seed) if config.augment else None,
-        seed=config.seed,
-        supervised_steps=config.output_steps,
-    )
+    train_batches = training_batches(train, config)
     epoch_log = EpochLog(name, work_dir / "history.json", on_epoch)
     state = FitState(work_dir / STATE_DIR, best_val_loss=epoch_log.best_val_loss())
     callbacks = [
@@ -167,13 +162,7 @@ def refit_network(
     """Train a compiled ``network`` on the ``train`` segments for one epoch per learning
     rate, the rates an early-stopped fit used: no validation, so the most recent years
     are learnt."""
-    batches = TrainingBatches(
-        train,
-        config.batch_size,
-        DataAugmentor(seed=config.seed) if config.augment else None,
-        seed=config.seed,
-        supervised_steps=config.output_steps,
-    )
+    batches = training_batches(train, config)
     schedule = keras.callbacks.LearningRateScheduler(lambda epoch, _: float(learning_rates[epoch]))
     history = run_epochs(
         network, batches, len(learning_rates), [schedule, keras.callbacks.TerminateOnNaN()]
@@ -191,6 +180,18 @@ def best_epoch(history: list[dict[str, Any]]) -> int | None:
     """The epoch with the lowest finite validation loss."""
     scored = [e for e in history if e.get("val_loss") is not None and np.isfinite(e["val_loss"])]
     return min(scored, key=lambda e: e["val_loss"])["epoch"] if scored else None
+
+
+def training_batches(train: Sequence[Segment], config: FitSettings) -> TrainingBatches:
+    """The fit's (or refit's) batches of the ``train`` segments, as ``config`` says."""
+    return TrainingBatches(
+        train,
+        config.batch_size,
+        DataAugmentor(seed=config.seed) if config.augment else None,
+        seed=config.seed,
+        supervised_steps=config.output_steps,
+        max_windows=config.windows_per_epoch,
+    )
 
 
 def run_epochs(
@@ -247,6 +248,11 @@ class TrainingBatches:
     steps, (K, H): every origin is a target once per epoch at a fraction of the cost, and
     the phase of the chosen windows is drawn anew each epoch, so an origin is seen at
     varying depths.
+
+    With ``max_windows`` an epoch is a random draw of that many of those windows (fewer
+    if there are fewer), gathered batch by batch from the segments, which may be views:
+    a universe's million windows are never copied, an epoch costs the same whatever the
+    universe's size, and validation runs after every ``max_windows`` windows.
     """
 
     def __init__(
@@ -256,41 +262,74 @@ class TrainingBatches:
         augmentor: DataAugmentor | None,
         seed: int,
         supervised_steps: int = 1,
+        max_windows: int | None = None,
     ) -> None:
         if not segments or any(not 1 <= supervised_steps <= len(x) for x, _ in segments):
             raise ValueError(f"supervised_steps={supervised_steps} needs as many windows")
+        if max_windows is not None and max_windows < batch_size:
+            raise ValueError(f"max_windows={max_windows} holds no batch of {batch_size}")
         self.segments, self.batch_size, self.augmentor = list(segments), batch_size, augmentor
         self.steps = supervised_steps
         # windows of every phase, per segment
         self.n_windows = sum((len(x) - self.steps + 1) // self.steps for x, _ in segments)
+        self.max_windows = max_windows
         self._rng = np.random.default_rng(seed)
         self.on_epoch_end()
+
+    @property
+    def sampled(self) -> bool:
+        """Whether an epoch is a draw of ``max_windows`` windows, gathered batch by batch."""
+        return self.max_windows is not None and self.max_windows < self.n_windows
 
     def __len__(self) -> int:
         """Full batches only: a ragged last batch would be a new shape for the compiled step
         (the shuffle changes which windows sit out, every epoch)."""
-        return max(self.n_windows // self.batch_size, 1)
+        windows = min(self.n_windows, self.max_windows or self.n_windows)
+        return max(windows // self.batch_size, 1)
 
     def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         rows = self._order[index * self.batch_size : (index + 1) * self.batch_size]
-        return self._epoch_x[rows], self._epoch_y[rows]  # (b, L, F), (b, H) or (b, K, H)
+        if not self.sampled:
+            return self._epoch_x[rows], self._epoch_y[rows]  # (b, L, F), (b, H) or (b, K, H)
+        segment, end = self._segment[rows], self._end[rows]
+        x = np.empty((len(rows), *self.segments[0][0].shape[1:]), np.float32)
+        y = np.empty((len(rows), *self._target_shape), np.float32)
+        for s in np.unique(segment):
+            chosen = segment == s
+            x[chosen], y[chosen] = self._windows(s, end[chosen])
+        return (self.augmentor.augment(x) if self.augmentor else x), y
 
     def on_epoch_end(self) -> None:
-        inputs, targets = [], []
-        for x, y in self.segments:
-            if self.steps == 1:
-                inputs.append(x)
-                targets.append(y)
-                continue
-            first = self.steps - 1 + self._rng.integers(self.steps)  # this epoch's phase
-            count = (len(x) - self.steps + 1) // self.steps
-            ends = np.arange(first, first + count * self.steps, self.steps)
-            inputs.append(x[ends])
-            targets.append(y[ends[:, None] + np.arange(1 - self.steps, 1)])  # (n, K, H)
+        ends = [self._epoch_ends(len(x)) for x, _ in self.segments]
         self._order = self._rng.permutation(self.n_windows)
+        if self.sampled:
+            self._order = self._order[: self.max_windows]
+            ends = [np.arange(len(x))[e] for (x, _), e in zip(self.segments, ends, strict=True)]
+            self._segment = np.repeat(np.arange(len(ends)), [len(e) for e in ends])
+            self._end = np.concatenate(ends)
+            self._target_shape = self._windows(0, ends[0][:1])[1].shape[1:]
+            return
+        inputs, targets = zip(*(self._windows(s, e) for s, e in enumerate(ends)), strict=True)
         x = inputs[0] if len(inputs) == 1 else np.concatenate(inputs)
         self._epoch_x = self.augmentor.augment(x) if self.augmentor else x
         self._epoch_y = targets[0] if len(targets) == 1 else np.concatenate(targets)
+
+    def _epoch_ends(self, n: int) -> np.ndarray | slice:
+        """The windows of a segment of ``n`` this epoch uses: all, or with K > 1 every K-th
+        from this epoch's phase on."""
+        if self.steps == 1:
+            return slice(None)
+        first = self.steps - 1 + self._rng.integers(self.steps)  # this epoch's phase
+        count = (n - self.steps + 1) // self.steps
+        return np.arange(first, first + count * self.steps, self.steps)
+
+    def _windows(self, segment: int, ends: np.ndarray | slice) -> Segment:
+        """Windows ``ends`` of one segment and their targets, (n, H) or with K > 1 the
+        targets of their last K steps, (n, K, H)."""
+        x, y = self.segments[segment]
+        if self.steps == 1:
+            return x[ends], y[ends]
+        return x[ends], y[ends[:, None] + np.arange(1 - self.steps, 1)]
 
 
 class ValidationLoss(keras.callbacks.Callback):

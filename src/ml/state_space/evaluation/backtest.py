@@ -216,10 +216,16 @@ class GlobalBacktestTask:
             forecaster.fit_many(fitted, CrossSection.from_histories(self.histories))
         else:
             forecaster.fit_many(fitted)
-        rows = [
-            m.rows(forecaster.for_series(m.symbol, m.prices.iloc[: f.fit_end]), f)
-            for m, f in zip(self.members, folds, strict=True)
-        ]
+        rows = []
+        for member, fold in zip(self.members, folds, strict=True):
+            try:
+                series = forecaster.for_series(member.symbol, member.prices.iloc[: fold.fit_end])
+            except ValueError as error:  # e.g. an unseen series too short to be gated
+                logger.warning("%s: no %s forecast: %s", member.key, member.model, error)
+                continue
+            rows.append(member.rows(series, fold))
+        if not rows:
+            raise ValueError(f"{self.key}: no member could be forecast (see the warnings)")
         return pd.concat(rows, ignore_index=True)
 
 

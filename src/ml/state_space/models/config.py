@@ -61,10 +61,29 @@ class TrainingConfig:
     # early-stopped fit on the series' own windows, starting from the pooled weights, at
     # the learning rate of the pooled fit's best epoch), then gated on its own
     pooled_fine_tune: bool = False
+    # a pooled network's inputs: the close-only features (every series has them), or the
+    # OHLC and volume ones too (a series without those columns is left out of the fit)
+    pooled_ohlcv: bool = False
+    # an epoch is a random draw of this many training windows (engine.loop.TrainingBatches:
+    # gathered batch by batch, never copied), so a universe's fit validates, decays its
+    # learning rate and stops early at a fixed cost per epoch; None: every window
+    windows_per_epoch: int | None = None
 
     def __post_init__(self) -> None:
         if self.supervised_steps < 1:
             raise ValueError(f"supervised_steps={self.supervised_steps} must be >= 1")
+        if self.model.window_norm_rows > self.model.seq_len - self.output_steps + 1:
+            raise ValueError(
+                f"model.window_norm_rows={self.model.window_norm_rows}: a window supervised at "
+                f"its last {self.output_steps} steps may be standardised on its first "
+                f"{self.model.seq_len - self.output_steps + 1} rows at most (the rows up to "
+                "its first supervised step), or a target would leak into the inputs"
+            )
+        if self.windows_per_epoch is not None and self.windows_per_epoch < self.batch_size:
+            raise ValueError(
+                f"windows_per_epoch={self.windows_per_epoch} must be None or at least "
+                f"batch_size={self.batch_size}"
+            )
         if self.fallback not in FALLBACK_NAMES:
             raise ValueError(f"fallback={self.fallback!r}; expected one of {FALLBACK_NAMES}")
         if self.pooled_fine_tune and not (self.pooled and self.pooled_normalizer == "series"):

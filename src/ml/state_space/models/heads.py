@@ -1,5 +1,6 @@
-"""What every neural forecaster shares after its sequence encoder: the quantile head and
-the compile step (optimiser, quantile loss, median-MAE metric)."""
+"""What every neural forecaster shares around its sequence encoder: the input window (and
+its optional per-window standardisation), the quantile head and the compile step
+(optimiser, quantile loss, median-MAE metric)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Literal, Protocol
 import keras
 
 from ml.state_space.models.losses import MedianAbsoluteError, QuantileLoss
-from ml.state_space.models.mamba.layers import MonotoneQuantiles
+from ml.state_space.models.mamba.layers import MonotoneQuantiles, WindowStandardization
 
 
 class HeadConfig(Protocol):
@@ -26,6 +27,23 @@ class HeadConfig(Protocol):
     point_loss_weight: float
     huber_delta: float
     jit_compile: bool
+
+
+class InputConfig(Protocol):
+    """What the input layers read of a network's config."""
+
+    seq_len: int
+    window_norm_rows: int
+
+
+def window_inputs(config: InputConfig, n_features: int):
+    """The network's input (batch, seq_len, n_features) and what the encoder reads of it:
+    the window itself, or, with ``config.window_norm_rows``, the window standardised on
+    its own (:class:`WindowStandardization`)."""
+    inputs = keras.Input((config.seq_len, n_features), name="window")
+    if not config.window_norm_rows:
+        return inputs, inputs
+    return inputs, WindowStandardization(config.window_norm_rows, name="window_norm")(inputs)
 
 
 def quantile_head(features, config: HeadConfig):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import keras
 
-from ml.state_space.models.heads import compile_model, quantile_head
+from ml.state_space.models.heads import compile_model, quantile_head, window_inputs
 from ml.state_space.models.mamba.model import MambaConfig, check_output_steps
 from ml.state_space.models.neural import NeuralForecaster
 
@@ -21,8 +21,7 @@ def build_lstm(config: MambaConfig, n_features: int, output_steps: int = 1) -> k
     """(batch, seq_len, n_features) -> (batch, H, Q) through 2 x LSTM(64); ``output_steps``
     K > 1: (batch, K, H, Q) at the last K steps (the training network, same weights)."""
     check_output_steps(output_steps, config.seq_len)
-    inputs = keras.Input((config.seq_len, n_features), name="window")  # (b, L, F)
-    h = inputs
+    inputs, h = window_inputs(config, n_features)  # (b, L, F)
     for i in range(LSTM_LAYERS):
         last_step_only = i == LSTM_LAYERS - 1 and output_steps == 1
         h = keras.layers.LSTM(LSTM_UNITS, return_sequences=not last_step_only, name=f"lstm_{i}")(h)

@@ -5,9 +5,11 @@ peer, which beats it, learns from every series at once. :class:`PooledNeuralFore
 trains one network of a neural family on the training windows of every series of a run:
 
 - each series keeps its own input pipeline: close-only features (every series has the
-  same columns), a normaliser fitted on its own training rows, and targets divided by
-  its own trailing volatility (``target_scaling="volatility"``), so the series share one
-  footing; one target scale is fitted on all their training targets;
+  same columns; with ``config.pooled_ohlcv`` the OHLC and volume ones too), a normaliser
+  fitted on its own training rows (or, with ``pooled_normalizer="global"``, one fitted on
+  every series' training rows), and targets divided by its own trailing volatility
+  (``target_scaling="volatility"``), so the series share one footing; one target scale
+  is fitted on all their training targets;
 - one fit, early-stopped and learning-rate-scheduled on the validation blocks of all the
   series (each scored at its supervised steps, as a per-symbol fit is);
 - then each series gets its own :class:`NeuralForecaster` around the shared network:
@@ -19,16 +21,22 @@ trains one network of a neural family on the training windows of every series of
 
 The series' forecasters are ordinary neural forecasters: saved, loaded and served as a
 per-symbol model is. The backtest fits one per test year (``TrainingConfig.pooled``).
+
+With the global normaliser no series statistic reaches the network, so it forecasts a
+series it was never fitted on: :meth:`PooledNeuralForecaster.for_series` given that
+series' history gates the network against the series' fallback on its own latest
+windows, as a fitted series' gate is chosen (the global LightGBM does the same).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 
+import keras
 import numpy as np
 import pandas as pd
 
@@ -49,6 +57,19 @@ from ml.state_space.models.neural import NeuralForecaster, SeriesWindows
 logger = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class SharedNetwork:
+    """What every series' forecaster of a pooled fit shares: the served network, its
+    input normaliser (None where each series has its own), the target scale, and the
+    early-stopped fit's epoch log and stop reason."""
+
+    network: keras.Model
+    normalizer: Normalizer | None
+    target_scale: np.ndarray
+    history: list[dict[str, Any]]
+    stop_reason: str
+
+
 class PooledNeuralForecaster:
     """A network of ``family`` fitted on many series; a forecaster per series."""
 
@@ -57,6 +78,9 @@ class PooledNeuralForecaster:
         self.name = family.family
         self.members: dict[str, NeuralForecaster] = {}
         self.skipped: dict[str, str] = {}  # series left out of the fit, and why
+        self.shared: SharedNetwork | None = None
+        ohlcv = config.pooled_ohlcv
+        self.engineer = TimeSeriesFeatureEngineer(use_ohlc=ohlcv, use_volume=ohlcv)
 
     def __repr__(self) -> str:
         return f"PooledNeuralForecaster({self.name}, {len(self.members)} series)"
@@ -92,6 +116,7 @@ class PooledNeuralForecaster:
         for symbol, member in members.items():
             member.adopt(network, series[symbol], history, stop)
         self.members = members
+        self.shared = _shared(network, series, history, stop, config)
         logger.info(
             "%s: one network for %d series, %d epochs (%s); it has a share in %d of them",
             name,
@@ -137,18 +162,39 @@ class PooledNeuralForecaster:
         return self
 
     def for_series(self, symbol: str, prices: pd.DataFrame | None = None) -> NeuralForecaster:
-        """The fitted forecaster of one series (a pooled network has one per fitted series
-        only: ``prices`` of another series cannot stand in for one)."""
-        if symbol not in self.members:
-            reason = self.skipped.get(symbol, "it was not among the fitted series")
-            raise ValueError(f"no pooled {self.name} forecaster for {symbol!r}: {reason}")
-        return self.members[symbol]
+        """The forecaster of one series: a fitted one's, or, given its history ``prices``,
+        an unseen one's (the shared network gated on the series' own latest windows), where
+        no series statistic reaches the network (``pooled_normalizer="global"``, no
+        fine-tune). ValueError otherwise."""
+        if symbol in self.members:
+            return self.members[symbol]
+        reason = self.skipped.get(symbol, "it was not among the fitted series")
+        shared = self.shared
+        if shared is None or shared.normalizer is None or prices is None:
+            raise ValueError(
+                f"no pooled {self.name} forecaster for {symbol!r}: {reason}; a pooled network "
+                "forecasts a series it was not fitted on given its history, with "
+                "pooled_normalizer='global' and no fine-tune"
+            )
+        return self._unseen(symbol, prices, shared)
+
+    def _unseen(self, symbol: str, prices: pd.DataFrame, shared: SharedNetwork) -> NeuralForecaster:
+        """The shared network's forecaster of a series it was not fitted on: the series'
+        windows through the shared normaliser and target scale, its gate fitted on its own
+        validation block, its fallback on all of ``prices``."""
+        member = self.family(training_config=self.config)
+        series = member.prepare(prices, symbol, self.engineer, shared.normalizer)
+        series = replace(series, split=replace(series.split, target_scale=shared.target_scale))
+        member.adopt(shared.network, series, shared.history, shared.stop_reason)
+        member.fit_fallback(series.prices)
+        logger.debug("%s %s (unseen): network share %s", self.name, symbol, member.model_weights())
+        return member
 
     def _prepare(
         self, histories: Mapping[str, pd.DataFrame]
     ) -> tuple[dict[str, NeuralForecaster], dict[str, SeriesWindows]]:
         """A forecaster and the windows of every usable series, on one target scale."""
-        engineer = TimeSeriesFeatureEngineer(use_ohlc=False, use_volume=False)
+        engineer = self.engineer
         members, series = {}, {}
         for symbol, prices in histories.items():
             member = self.family(training_config=self.config)
@@ -196,6 +242,8 @@ class PooledNeuralForecaster:
         copy_variables(trainer, network)
         for symbol, member in members.items():
             member.adopt_refit(network, series[symbol], epochs)
+        fitted = self.shared
+        self.shared = _shared(network, series, fitted.history, fitted.stop_reason, self.config)
         return self
 
     def _refit_windows(
@@ -205,6 +253,19 @@ class PooledNeuralForecaster:
             symbol: member.refit_windows(histories[symbol], normalizer)
             for symbol, member in self.members.items()
         }
+
+
+def _shared(
+    network: keras.Model,
+    series: Mapping[str, SeriesWindows],
+    history: list[dict[str, Any]],
+    stop_reason: str,
+    config: TrainingConfig,
+) -> SharedNetwork:
+    """What the series of a pooled fit on ``series`` (on one target scale) share."""
+    first = next(iter(series.values())).split
+    normalizer = first.normalizer if config.pooled_normalizer == "global" else None
+    return SharedNetwork(network, normalizer, first.target_scale, history, stop_reason)
 
 
 def _shared_normalizer(series: Iterable[SeriesWindows]) -> Normalizer:

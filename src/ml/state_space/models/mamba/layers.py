@@ -1,4 +1,5 @@
-"""Keras layers: the Mamba-2 mixer and the non-crossing quantile output."""
+"""Keras layers: the per-window input standardisation, the Mamba-2 mixer and the
+non-crossing quantile output."""
 
 from __future__ import annotations
 
@@ -202,3 +203,38 @@ class MonotoneQuantiles(keras.layers.Layer):
 
     def get_config(self) -> dict:
         return {**super().get_config(), "median_index": self.median_index}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class WindowStandardization(keras.layers.Layer):
+    """(batch, L, F) windows, each standardised on its own: every feature minus its mean
+    over the window's first ``rows`` steps, divided by their std (at least ``std_floor``).
+
+    Per-sequence normalisation: a window carries no series' statistics, so one network
+    forecasts any series, one it never saw included. Statistics of the first ``rows``
+    steps only keep a network supervised at its last K steps causal: with
+    ``rows <= L - K + 1`` no supervised step's input depends on a later step (the
+    serving network, K = 1, uses the same rows, so training and serving agree).
+    """
+
+    def __init__(self, rows: int, std_floor: float = 1e-3, **kwargs) -> None:
+        super().__init__(**kwargs)
+        if rows < 2:
+            raise ValueError(f"rows={rows}: a window's std needs at least 2 steps")
+        self.rows, self.std_floor = int(rows), float(std_floor)
+
+    def build(self, input_shape) -> None:
+        if input_shape[1] is not None and input_shape[1] < self.rows:
+            raise ValueError(f"rows={self.rows} exceeds the window length {input_shape[1]}")
+
+    def call(self, x):
+        head = x[:, : self.rows]  # (b, rows, F)
+        mean = ops.mean(head, axis=1, keepdims=True)  # (b, 1, F)
+        std = ops.sqrt(ops.mean(ops.square(head - mean), axis=1, keepdims=True))
+        return (x - mean) / ops.maximum(std, self.std_floor)  # (b, L, F)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "rows": self.rows, "std_floor": self.std_floor}

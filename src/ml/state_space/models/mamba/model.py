@@ -7,7 +7,7 @@ from typing import Any
 
 import keras
 
-from ml.state_space.models.heads import quantile_head
+from ml.state_space.models.heads import quantile_head, window_inputs
 from ml.state_space.models.losses import median_index
 from ml.state_space.models.mamba.layers import Mamba2
 
@@ -33,6 +33,9 @@ class MambaConfig:
     point_loss_weight: float = 0.1
     huber_delta: float = 1.0
     jit_compile: bool = True
+    # > 0: each input window standardised on its own, by the mean and std of its first
+    # this many steps (layers.WindowStandardization: no per-series statistics); 0: off
+    window_norm_rows: int = 0
     d_inner: int = field(init=False)
     n_heads: int = field(init=False)
     n_horizons: int = field(init=False)
@@ -51,6 +54,11 @@ class MambaConfig:
             or len(set(self.horizons)) != len(self.horizons)
         ):
             raise ValueError(f"horizons must be distinct positive ints, got {self.horizons!r}.")
+        if self.window_norm_rows and not 2 <= self.window_norm_rows <= self.seq_len:
+            raise ValueError(
+                f"window_norm_rows={self.window_norm_rows} must be 0 (off) or in "
+                f"[2, seq_len={self.seq_len}]."
+            )
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}.")
         self.d_inner = self.expand * self.d_model
@@ -91,8 +99,8 @@ def build_model(config: MambaConfig, n_features: int, output_steps: int = 1) -> 
     if n_features < 1:
         raise ValueError(f"n_features must be >= 1, got {n_features!r}.")
     check_output_steps(output_steps, config.seq_len)
-    inputs = keras.Input((config.seq_len, n_features), name="window")  # (b, L, F)
-    h = keras.layers.Dense(config.d_model, name="input_projection")(inputs)  # (b, L, d)
+    inputs, windows = window_inputs(config, n_features)  # (b, L, F)
+    h = keras.layers.Dense(config.d_model, name="input_projection")(windows)  # (b, L, d)
     for i in range(config.n_layers):
         last = i == config.n_layers - 1  # the last block only computes the output steps
         last_step_only = last and output_steps == 1
