@@ -6,7 +6,9 @@ Prints one JSON line: per-model training-step and single-window inference times
 and the optimizer; the LSTM is compiled with Keras' defaults (``jit_compile="auto"``,
 which is off on CPU-only machines). ``--output-steps 10`` times the networks as training
 runs them (supervised at the last 10 steps of each window); the default, 1, is the served
-network's shape.
+network's shape. ``--features 41 --window-norm-rows 51 --output-steps 10`` is the universe
+network's shape (OHLCV inputs, each window standardised on its own); the report's
+``train_windows_per_s_per_core`` is its training throughput.
 
     .venv/bin/python scripts/bench_model.py --steps 60 [--output-steps 10]
 
@@ -75,10 +77,13 @@ def main() -> None:
     parser.add_argument("--features", type=int, default=28)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--output-steps", type=int, default=1, help="supervised steps K")
+    parser.add_argument(
+        "--window-norm-rows", type=int, default=0, help="MambaConfig.window_norm_rows (0: off)"
+    )
     args = parser.parse_args()
 
     keras.utils.set_random_seed(0)
-    config = MambaConfig()
+    config = MambaConfig(window_norm_rows=args.window_norm_rows)
     rng = np.random.default_rng(0)
     x = rng.normal(size=(args.batch, config.seq_len, args.features)).astype("float32")
     steps = () if args.output_steps == 1 else (args.output_steps,)
@@ -95,6 +100,10 @@ def main() -> None:
         "train_step_ms": train,
         "train_ratio_mamba_over_lstm": {
             k: round(train["mamba"][k] / train["lstm"][k], 3) for k in ("median", "p10")
+        },
+        "train_windows_per_s_per_core": {
+            name: round(args.batch / (t["median"] / 1e3) / (os.cpu_count() or 1), 1)
+            for name, t in train.items()
         },
         **(_inference(models, x[:1], args) if keras.backend.backend() == "tensorflow" else {}),
         "params": {name: m.count_params() for name, m in models.items()},

@@ -21,6 +21,10 @@ of the random walk (skill and Diebold-Mariano verdicts of one variant over anoth
 
     python scripts/compare_backtests.py reports/k1 reports/k10 --models mamba \
         --against k1/mamba
+
+``--symbols SPEC`` scores only those symbols (a universe name, a file or a comma list):
+``--symbols SP500_HOLDOUT`` scores a global model fitted with ``--fit-symbols SP500_FIT``
+on the stocks it never saw.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ml.state_space.data.universe import resolve_symbols
 from ml.state_space.evaluation.backtest import ensemble_seeds
 from ml.state_space.evaluation.report import (
     BASELINE,
@@ -127,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--against", metavar="VARIANT", help="score against this variant, not the random walk"
     )
+    parser.add_argument("--symbols", help="score only these symbols (universe, file or list)")
     args = parser.parse_args(argv)
     missing = [str(run) for run in args.runs if not (run / FORECASTS_FILE).is_file()]
     if missing:
@@ -134,6 +140,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     models = set(args.models.split(",")) if args.models else None
     forecasts = load_variants(args.runs, models)
+    if args.symbols:
+        forecasts = forecasts[forecasts["symbol"].isin(resolve_symbols(args.symbols))]
     if forecasts.empty or "rw" not in set(forecasts["model"]):
         print("error: the runs share no window with a random-walk forecast", file=sys.stderr)
         return 1

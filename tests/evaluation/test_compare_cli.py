@@ -98,3 +98,11 @@ def test_an_ensemble_averages_the_runs_and_variants_can_be_scored_against_each_o
     # the half-way forecast is better than no change on every symbol: significant skill
     assert "| ensemble/mamba | 3 | 100% |" in printed and "| rw |" not in printed
     assert main([str(first), "--against", "nope/mamba"]) == 2
+
+
+def test_symbols_restricts_the_scoring_to_those_symbols(tmp_path, capsys):
+    dates = pd.bdate_range("2020-01-01", periods=120)
+    run = _run(tmp_path / "global", ["rw", "lgbm"], dates, 0)
+    assert main([str(run), "--symbols", "AAA,CCC"]) == 0
+    assert "| global/lgbm | 2 |" in capsys.readouterr().out
+    assert main([str(run), "--symbols", "ZZZ"]) == 1  # nothing left to score
