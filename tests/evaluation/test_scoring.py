@@ -143,3 +143,17 @@ def test_summary_counts_symbols_and_reports_ic_with_standard_errors(forecasts, s
     assert math.isnan(rw["pooled_ic"])  # a constant median ranks nothing
     assert rw["median_band_coverage"] == pytest.approx(0.8, abs=0.06)
     assert rw["median_coverage_q0.9"] == pytest.approx(0.9, abs=0.05)
+
+
+def test_the_bootstrap_ranks_codes_exactly_as_spearman_ranks_values():
+    from ml.state_space.evaluation.scoring import _dense_codes, _spearman_of_codes, spearman
+
+    rng = np.random.default_rng(3)
+    x = np.round(rng.normal(size=2000), 1)  # many ties
+    y = 0.3 * x + rng.normal(size=2000)
+    codes_x, codes_y = _dense_codes(x), _dense_codes(y)
+    sample = rng.integers(0, 2000, 1500)  # a resample: repeated rows tie too
+    assert _spearman_of_codes(codes_x[sample], codes_y[sample]) == pytest.approx(
+        spearman(x[sample], y[sample]), abs=1e-12
+    )
+    assert math.isnan(_spearman_of_codes(codes_x[:1].repeat(10), codes_y[:10]))

@@ -233,7 +233,7 @@ def pooled_ic_with_se(windows: pd.DataFrame, horizon: int, seed: int = 0) -> tup
         return ic, math.nan
     rows_by_date = windows.groupby("origin_date").indices
     positions = [rows_by_date[date] for date in dates]
-    median, actual = windows["q0.5"].to_numpy(), windows["actual"].to_numpy()
+    median, actual = (_dense_codes(windows[c].to_numpy()) for c in ("q0.5", "actual"))
     rng = np.random.default_rng(seed)
     starts_available = dates.size - block + 1
     blocks_needed = math.ceil(dates.size / block)
@@ -241,8 +241,30 @@ def pooled_ic_with_se(windows: pd.DataFrame, horizon: int, seed: int = 0) -> tup
     for _ in range(BOOTSTRAP_REPLICATES):
         starts = rng.integers(0, starts_available, blocks_needed)
         chosen = np.concatenate([positions[s + k] for s in starts for k in range(block)])
-        replicates.append(spearman(median[chosen], actual[chosen]))
+        replicates.append(_spearman_of_codes(median[chosen], actual[chosen]))
     return ic, float(np.nanstd(replicates, ddof=1))
+
+
+def _dense_codes(values: np.ndarray) -> np.ndarray:
+    """Each value's position among the distinct values (equal values, equal codes): any
+    sample ranks its codes as it ranks its values."""
+    return np.unique(values, return_inverse=True)[1]
+
+
+def _spearman_of_codes(x: np.ndarray, y: np.ndarray) -> float:
+    """:func:`spearman` of a sample of dense codes, its average ranks counted in O(n)
+    (a bootstrap replicate of a pooled IC ranks half a million windows)."""
+    rx, ry = _average_ranks(x), _average_ranks(y)
+    if len(x) < 3 or np.ptp(rx) == 0 or np.ptp(ry) == 0:
+        return math.nan
+    return float(np.corrcoef(rx, ry)[0, 1])
+
+
+def _average_ranks(codes: np.ndarray) -> np.ndarray:
+    """1-based average ranks of integer codes (ties share the mean of their ranks)."""
+    counts = np.bincount(codes)
+    below = np.cumsum(counts) - counts
+    return below[codes] + (counts[codes] + 1) / 2.0
 
 
 def cross_sectional_ic(windows: pd.DataFrame, horizon: int) -> tuple[float, float]:
