@@ -1,4 +1,5 @@
-"""Mamba2 and MonotoneQuantiles: shapes, causality, reference init, serialization."""
+"""The custom layers: Mamba2's causality and reference init, the quantiles' order, and the
+shared harness every layer passes (build, call, shapes, serialise, reload, compile)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ import keras
 import numpy as np
 import pytest
 
-from ml.state_space.models.mamba.layers import Mamba2, MonotoneQuantiles
+from ml.state_space.models.mamba.layers import Mamba2, MonotoneQuantiles, WindowStandardization
+from tests.models.layer_harness import run_layer_test
 
 TINY = {"d_state": 4, "expand": 2, "head_dim": 8, "d_conv": 4, "chunk_size": 5}
 
@@ -54,14 +56,6 @@ def test_reference_initialisation() -> None:
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer.d_skip), 1.0)
 
 
-def test_config_round_trip_without_custom_objects() -> None:
-    layer = Mamba2(**TINY, return_sequences=False, name="mixer")
-    layer.build((None, 9, 16))
-    restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer))
-    assert isinstance(restored, Mamba2)
-    assert restored.get_config() == layer.get_config()
-
-
 def test_bad_head_dim_is_rejected_with_the_values() -> None:
     with pytest.raises(ValueError, match="head_dim=12"):
         Mamba2(head_dim=12).build((None, 5, 16))
@@ -77,5 +71,19 @@ def test_monotone_quantiles_never_cross_and_keep_the_median() -> None:
     out = np.asarray(MonotoneQuantiles(median_index=2)(raw))
     assert (np.diff(out, axis=-1) > 0).all()
     np.testing.assert_allclose(out[..., 2], raw[..., 2], rtol=1e-6)
-    restored = MonotoneQuantiles.from_config(MonotoneQuantiles(2).get_config())
-    assert restored.median_index == 2
+
+
+@pytest.mark.parametrize(
+    ("layer_cls", "init_kwargs", "input_shape", "output_shape", "trainable"),
+    [
+        (Mamba2, TINY, (3, 13, 16), (3, 13, 16), 8),
+        (Mamba2, {**TINY, "return_sequences": False}, (3, 13, 16), (3, 16), 8),
+        (MonotoneQuantiles, {"median_index": 1}, (4, 2, 3), (4, 2, 3), 0),
+        (WindowStandardization, {"rows": 9}, (3, 13, 5), (3, 13, 5), 0),
+    ],
+)
+def test_every_layer_builds_calls_serialises_and_reloads(
+    layer_cls, init_kwargs, input_shape, output_shape, trainable, tmp_path
+):
+    data = np.random.default_rng(0).normal(size=input_shape).astype("float32")
+    run_layer_test(layer_cls, init_kwargs, data, output_shape, tmp_path, trainable)
