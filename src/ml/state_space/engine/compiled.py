@@ -18,16 +18,12 @@ from without TensorFlow's global seed, whose setter clears TensorFlow's kernel c
 from __future__ import annotations
 
 import logging
-import random
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 
 import keras
 import numpy as np
 import tensorflow as tf
-from keras.src.backend.common import global_state
-from keras.src.random import seed_generator
-from keras.src.utils import rng_utils
 
 logger = logging.getLogger(__name__)
 
@@ -75,13 +71,21 @@ def set_random_seed(seed: int) -> None:
     its global seed generator, and the augmentation comes from NumPy, so TensorFlow's
     global seed decides nothing here. Setting it clears TensorFlow's kernel cache, and the
     next call of every compiled function instantiates it again: 0.7-0.8 s on the first
-    batch of each fit of a cached train step (docs/PERFORMANCE.md). The weights are those
-    of ``keras.utils.set_random_seed`` (``tests/training/test_compiled.py``).
+    batch of each fit of a cached train step (docs/PERFORMANCE.md). So Keras's own setter
+    runs (Python's, NumPy's and Keras's seeds, a fresh global seed generator) with
+    TensorFlow's setter stood down for the call: public APIs only, and the weights are
+    those of ``keras.utils.set_random_seed`` (``tests/engine/test_compiled.py``).
     """
-    random.seed(seed)
-    np.random.seed(seed)
-    global_state.set_global_attribute(rng_utils.GLOBAL_RANDOM_SEED, seed)
-    global_state.set_global_attribute(seed_generator.GLOBAL_SEED_GENERATOR, None)
+    set_tf_seed = tf.random.set_seed
+    tf.random.set_seed = _keep_kernel_cache
+    try:
+        keras.utils.set_random_seed(seed)
+    finally:
+        tf.random.set_seed = set_tf_seed
+
+
+def _keep_kernel_cache(seed: int) -> None:
+    """Stands in for ``tf.random.set_seed`` while :func:`set_random_seed` runs."""
 
 
 def copy_variables(source: keras.Model, target: keras.Model) -> None:
