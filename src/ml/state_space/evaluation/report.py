@@ -169,6 +169,8 @@ SUMMARY_COLUMNS = {
     "significantly_worse": "DM worse",
     "share_pinball_skill_positive": "pinball skill > 0",
     "median_pinball_skill": "median pinball skill",
+    "pinball_significantly_better": "pinball DM better",
+    "pinball_significantly_worse": "pinball DM worse",
     "median_band_coverage": "10-90 coverage",
     "pooled_ic": "pooled IC",
     "pooled_ic_se": "IC s.e.",
