@@ -206,3 +206,14 @@ def test_a_pooled_backtest_forecasts_held_out_symbols_and_skips_one_it_cannot(hi
     rows = task.run()
     assert set(rows["symbol"]) == {UNSEEN, "KO"}  # PG is logged, not fatal
     assert rows["fold"].eq(2019).all() and np.isfinite(rows[["q0.1", "q0.5", "q0.9"]]).all().all()
+
+
+def test_a_series_with_fewer_validation_windows_than_supervised_steps_still_fits(histories):
+    config = tiny_training_config(pooled=True, supervised_steps=5, epochs=1, refit=False)
+    shortest = histories["KO"].iloc[-config.min_history(0.0) :]  # one validation window
+    pooled = PooledNeuralForecaster(MambaForecaster, config)
+    pooled.fit_many({"AAPL": histories["AAPL"], "KO": shortest})
+    assert set(pooled.members) == {"AAPL", "KO"}
+    assert pooled.for_series("KO").card.split["val"].windows < 5
+    with pytest.raises(ValueError, match="no series has 5 validation windows"):
+        PooledNeuralForecaster(MambaForecaster, config).fit_many({"KO": shortest})

@@ -106,9 +106,7 @@ class PooledNeuralForecaster:
         network = first.build_network(n_features)
         trainer = first.trainer_for(network, n_features)
         train = [s.train_segment() for s in series.values()]
-        validation = _concatenate(
-            [s.validation_segment(config.output_steps) for s in series.values()]
-        )
+        validation = _validation_block(series.values(), config.output_steps)
         name = f"{self.name}-pooled"
         with scratch_dir(work_dir, prefix=f"fit-{name}-") as scratch:
             history, stop = fit_network(trainer, train, validation, config, scratch, name, on_epoch)
@@ -287,6 +285,22 @@ def _on_one_scale(series: Mapping[str, SeriesWindows]) -> dict[str, SeriesWindow
     }
 
 
-def _concatenate(segments: list[Segment]) -> Segment:
-    """Several series' windows and targets as one segment."""
-    return np.concatenate([x for x, _ in segments]), np.concatenate([y for _, y in segments])
+def _validation_block(series: Iterable[SeriesWindows], steps: int) -> Segment:
+    """Every series' validation windows and targets as one segment, scored at ``steps``
+    supervised steps; a series with fewer validation windows than that (which
+    :func:`~ml.state_space.engine.loop.at_steps` scores at the last step only) is left
+    out of it: one shape for all."""
+    segments = [s.validation_segment(steps) for s in series]
+    kept = [(x, y) for x, y in segments if steps == 1 or y.ndim == 3]
+    if not kept:
+        raise ValueError(
+            f"no series has {steps} validation windows (supervised_steps) to early-stop "
+            "on: give the series longer histories or lower supervised_steps"
+        )
+    if len(kept) < len(segments):
+        logger.debug(
+            "%d series with fewer than %d validation windows left out of the block",
+            len(segments) - len(kept),
+            steps,
+        )
+    return np.concatenate([x for x, _ in kept]), np.concatenate([y for _, y in kept])
