@@ -17,7 +17,10 @@ from ml.state_space.models.gbm import GBMConfig, GlobalQuantileGBM
 from tests.conftest import tiny_training_config
 
 TINY_GBM = GBMConfig(max_trees=10, min_data_in_leaf=100, validation_rows=200)
-COLUMNS = ["model", "symbol", "fold", "origin_date", "horizon", "q0.1", "q0.5", "q0.9", "actual"]
+COLUMNS = [
+    *("model", "symbol", "fold", "origin_date", "horizon", "q0.1", "q0.5", "q0.9", "actual"),
+    "model_weight",  # the gate's share of the model (NaN: no gate)
+]
 
 
 @pytest.fixture(scope="module")
@@ -98,6 +101,9 @@ def test_end_to_end_backtest_with_a_tiny_mamba_lightgbm_and_the_baselines(prices
     # every model is scored on the same windows
     windows = forecasts.groupby("model")[["symbol", "origin_date", "horizon"]].apply(len)
     assert windows.nunique() == 1
+    gated = forecasts["model"].isin(["mamba", "lgbm"])
+    assert forecasts.loc[gated, "model_weight"].between(0, 1).all()
+    assert forecasts.loc[~gated, "model_weight"].isna().all()  # the baselines have no gate
 
     report = score_backtest(forecasts)
     assert set(report.summary["model"]) == set(config.models)

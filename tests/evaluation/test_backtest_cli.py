@@ -27,6 +27,7 @@ def test_cli_writes_forecasts_summary_report_and_plots(tmp_path, capsys):
         "q0.5",
         "q0.9",
         "actual",
+        "model_weight",
     ]
     assert set(forecasts["model"]) == {"rw", "drift", "garch"}
     summary = json.loads((out / "summary.json").read_text())

@@ -157,3 +157,18 @@ def test_the_bootstrap_ranks_codes_exactly_as_spearman_ranks_values():
         spearman(x[sample], y[sample]), abs=1e-12
     )
     assert math.isnan(_spearman_of_codes(codes_x[:1].repeat(10), codes_y[:10]))
+
+
+def test_gate_passed_counts_the_fits_whose_gate_gave_the_model_a_share():
+    from ml.state_space.evaluation.scoring import gate_passed
+
+    windows = pd.DataFrame(
+        {
+            "symbol": ["A", "A", "B", "C", "C"],
+            "fold": [2019, 2019, 2019, 2019, 2020],
+            "model_weight": [0.4, 0.4, 0.0, 1.0, 0.0],
+        }
+    )
+    assert gate_passed(windows) == pytest.approx(2 / 4)  # (A 2019), (C 2019) of four fits
+    assert math.isnan(gate_passed(windows.assign(model_weight=np.nan)))
+    assert math.isnan(gate_passed(windows.drop(columns="model_weight")))

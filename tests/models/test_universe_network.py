@@ -215,5 +215,5 @@ def test_a_series_with_fewer_validation_windows_than_supervised_steps_still_fits
     pooled.fit_many({"AAPL": histories["AAPL"], "KO": shortest})
     assert set(pooled.members) == {"AAPL", "KO"}
     assert pooled.for_series("KO").card.split["val"].windows < 5
-    with pytest.raises(ValueError, match="no series has 5 validation windows"):
-        PooledNeuralForecaster(MambaForecaster, config).fit_many({"KO": shortest})
+    alone = PooledNeuralForecaster(MambaForecaster, config).fit_many({"KO": shortest})
+    assert alone.for_series("KO").history[0]["val_loss"] > 0  # scored at its last step

@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +38,7 @@ from ml.state_space.models.base import Forecaster, forward_log_returns
 from ml.state_space.models.config import TrainingConfig
 from ml.state_space.models.families import FAMILIES, family
 from ml.state_space.models.gbm import GBMConfig, GlobalQuantileGBM
+from ml.state_space.models.servable import Servable
 
 logger = logging.getLogger(__name__)
 
@@ -157,8 +158,11 @@ class BacktestTask:
         return forecaster, fold
 
     def rows(self, forecaster: Forecaster, fold: Fold) -> pd.DataFrame:
-        """The fitted model's forecasts from the fold's origins: the long forecast rows."""
-        return forecast_rows(self, fold, forecaster.predict_quantiles(self.prices, fold.origins))
+        """The fitted model's forecasts from the fold's origins: the long forecast rows,
+        with the model's share per horizon where a gate blends it with its fallback."""
+        quantiles = forecaster.predict_quantiles(self.prices, fold.origins)
+        weights = forecaster.model_weights() if isinstance(forecaster, Servable) else {}
+        return forecast_rows(self, fold, quantiles, weights)
 
     def run(self) -> pd.DataFrame:
         """Fit on the fold's history and forecast its origins."""
@@ -246,8 +250,16 @@ def timed_run_task(task: Task) -> TaskResult:
     return TaskResult(task.run(), time.perf_counter() - started)
 
 
-def forecast_rows(task: BacktestTask, fold: Fold, quantiles: np.ndarray) -> pd.DataFrame:
-    """(n, H, Q) quantiles -> long rows; origins whose target is past the data are dropped."""
+def forecast_rows(
+    task: BacktestTask,
+    fold: Fold,
+    quantiles: np.ndarray,
+    weights: Mapping[int, float] | None = None,
+) -> pd.DataFrame:
+    """(n, H, Q) quantiles -> long rows; origins whose target is past the data are dropped.
+    ``model_weight`` is the gate's share of the model per horizon (``weights``; NaN for a
+    model without a gate)."""
+    weights = weights or {}
     positions = task.prices.index.get_indexer(fold.origins)
     frames = []
     for i, horizon in enumerate(task.config.horizons):
@@ -260,6 +272,7 @@ def forecast_rows(task: BacktestTask, fold: Fold, quantiles: np.ndarray) -> pd.D
                 "horizon": horizon,
                 **{f"q{q:g}": quantiles[:, i, j] for j, q in enumerate(task.config.quantiles)},
                 "actual": forward_log_returns(task.prices, horizon)[positions],
+                "model_weight": weights.get(horizon, np.nan),
             }
         )
         frames.append(frame)
@@ -447,7 +460,8 @@ def ensemble_seeds(forecasts: pd.DataFrame) -> pd.DataFrame:
 
 def _empty(config: BacktestConfig) -> pd.DataFrame:
     columns = ["model", "symbol", "fold", "origin_date", "horizon"]
-    return pd.DataFrame(columns=[*columns, *(f"q{q:g}" for q in config.quantiles), "actual"])
+    quantiles = [f"q{q:g}" for q in config.quantiles]
+    return pd.DataFrame(columns=[*columns, *quantiles, "actual", "model_weight"])
 
 
 def backtest(

@@ -175,6 +175,7 @@ SUMMARY_COLUMNS = {
     "pooled_ic": "pooled IC",
     "pooled_ic_se": "IC s.e.",
     "share_beats_baseline": "beats baseline",
+    "share_gate_passed": "gate passed",
 }
 
 

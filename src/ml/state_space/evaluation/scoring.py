@@ -215,9 +215,19 @@ def summarize(
                 "pooled_ic_se": pooled_se,
                 "cross_sectional_ic": cross_ic,
                 "cross_sectional_ic_se": cross_se,
+                "share_gate_passed": gate_passed(windows),
             }
         )
     return pd.DataFrame(rows)
+
+
+def gate_passed(windows: pd.DataFrame) -> float:
+    """The share of (symbol, fold) fits whose gate gave the model a share (``model_weight``
+    > 0) of one model's windows at one horizon; NaN for a model without a gate."""
+    if "model_weight" not in windows.columns:
+        return math.nan
+    weights = windows.groupby(["symbol", "fold"])["model_weight"].first().dropna()
+    return float((weights > 0).mean()) if len(weights) else math.nan
 
 
 def pooled_ic_with_se(windows: pd.DataFrame, horizon: int, seed: int = 0) -> tuple[float, float]:

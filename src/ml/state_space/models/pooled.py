@@ -287,16 +287,12 @@ def _on_one_scale(series: Mapping[str, SeriesWindows]) -> dict[str, SeriesWindow
 
 def _validation_block(series: Iterable[SeriesWindows], steps: int) -> Segment:
     """Every series' validation windows and targets as one segment, scored at ``steps``
-    supervised steps; a series with fewer validation windows than that (which
-    :func:`~ml.state_space.engine.loop.at_steps` scores at the last step only) is left
-    out of it: one shape for all."""
+    supervised steps. A series with fewer validation windows than that, which
+    :func:`~ml.state_space.engine.loop.at_steps` scores at its last step only, is left
+    out where others have enough (one shape for all); if none has, all are scored at
+    their last step."""
     segments = [s.validation_segment(steps) for s in series]
-    kept = [(x, y) for x, y in segments if steps == 1 or y.ndim == 3]
-    if not kept:
-        raise ValueError(
-            f"no series has {steps} validation windows (supervised_steps) to early-stop "
-            "on: give the series longer histories or lower supervised_steps"
-        )
+    kept = [(x, y) for x, y in segments if y.ndim == 3] or segments
     if len(kept) < len(segments):
         logger.debug(
             "%d series with fewer than %d validation windows left out of the block",
