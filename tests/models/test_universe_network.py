@@ -217,3 +217,19 @@ def test_a_series_with_fewer_validation_windows_than_supervised_steps_still_fits
     assert pooled.for_series("KO").card.split["val"].windows < 5
     alone = PooledNeuralForecaster(MambaForecaster, config).fit_many({"KO": shortest})
     assert alone.for_series("KO").history[0]["val_loss"] > 0  # scored at its last step
+
+
+def test_the_universe_network_fine_tunes_each_series_from_its_weights(universe, histories):
+    config = replace(universe.config, pooled_fine_tune=True, epochs=1)
+    fitted = {s: histories[s] for s in FITTED[:2]}
+    tuned = PooledNeuralForecaster(MambaForecaster, config).fit_many(fitted)
+    cards = [tuned.for_series(s).card for s in FITTED[:2]]
+    assert all(c.config["pooled"] is False for c in cards)  # each series' own network
+    assert all(c.features.price_columns == ["open", "high", "low", "volume"] for c in cards)
+    own = [tuned.for_series(s).network.get_weights() for s in FITTED[:2]]
+    assert any(not np.array_equal(a, b) for a, b in zip(*own, strict=True))
+    prices = histories["KO"]
+    forecast = tuned.for_series("KO").predict_quantiles(prices, prices.index[-5:])
+    assert np.isfinite(forecast).all()
+    with pytest.raises(ValueError, match="per window"):
+        tiny_training_config(pooled=True, pooled_normalizer="global", pooled_fine_tune=True)

@@ -59,7 +59,8 @@ class TrainingConfig:
     pooled_normalizer: str = "series"
     # a pooled network's second stage: each series' network fine-tuned from it (an
     # early-stopped fit on the series' own windows, starting from the pooled weights, at
-    # the learning rate of the pooled fit's best epoch), then gated on its own
+    # the learning rate of the pooled fit's best epoch), then gated on its own; needs
+    # inputs normalised per series or per window (a series' own fit normalises its own)
     pooled_fine_tune: bool = False
     # a pooled network's inputs: the close-only features (every series has them), or the
     # OHLC and volume ones too (a series without those columns is left out of the fit)
@@ -86,10 +87,12 @@ class TrainingConfig:
             )
         if self.fallback not in FALLBACK_NAMES:
             raise ValueError(f"fallback={self.fallback!r}; expected one of {FALLBACK_NAMES}")
-        if self.pooled_fine_tune and not (self.pooled and self.pooled_normalizer == "series"):
+        per_series_inputs = self.pooled_normalizer == "series" or self.model.window_norm_rows
+        if self.pooled_fine_tune and not (self.pooled and per_series_inputs):
             raise ValueError(
                 "pooled_fine_tune fine-tunes a pooled network (pooled=True) whose inputs "
-                "are normalised per series (pooled_normalizer='series'), as a series' own fit's are"
+                "are normalised as a series' own fit's are: per series "
+                "(pooled_normalizer='series') or per window (model.window_norm_rows)"
             )
         if self.pooled_normalizer not in POOLED_NORMALIZERS:
             raise ValueError(
