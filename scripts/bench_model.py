@@ -1,10 +1,11 @@
-"""Time the Mamba forecaster against a 2-layer LSTM(64) baseline, interleaved in one process.
+"""Time the Mamba forecaster against its recurrent peers, interleaved in one process.
 
 Prints one JSON line: per-model training-step and single-window inference times
 (median and p10, ms) and the mamba/lstm ratios. The LSTM is the product's LSTM peer
-(``models.lstm``: 2 x LSTM(64)); both share the input shape, the quantile head, the loss
-and the optimizer; the LSTM is compiled with Keras' defaults (``jit_compile="auto"``,
-which is off on CPU-only machines). ``--output-steps 10`` times the networks as training
+(``models.lstm``: 2 x LSTM(64)), the MinGRU its parallel-scan peer (``models.mingru``:
+2 x MinGRU(64)); all share the input shape, the quantile head, the loss and the
+optimizer; the LSTM is compiled with Keras' defaults (``jit_compile="auto"``, which is
+off on CPU-only machines), the others with XLA. ``--output-steps 10`` times the networks as training
 runs them (supervised at the last 10 steps of each window); the default, 1, is the served
 network's shape. ``--features 41 --window-norm-rows 51 --output-steps 10`` is the universe
 network's shape (OHLCV inputs, each window standardised on its own); the report's
@@ -33,6 +34,7 @@ import tensorflow as tf
 from ml.state_space.models.heads import compile_model
 from ml.state_space.models.lstm import build_lstm
 from ml.state_space.models.mamba.model import MambaConfig, build_model
+from ml.state_space.models.mingru import build_mingru
 
 
 def _stats(times: list[float]) -> dict[str, float]:
@@ -58,6 +60,7 @@ def _inference(models: dict, window: np.ndarray, args: argparse.Namespace) -> di
     infer = {
         "mamba": tf.function(lambda w: models["mamba"](w, training=False), jit_compile=True),
         "lstm": tf.function(lambda w: models["lstm"](w, training=False)),
+        "mingru": tf.function(lambda w: models["mingru"](w, training=False), jit_compile=True),
     }
     infer_calls = {name: (lambda f=f: f(window).numpy()) for name, f in infer.items()}
     _interleaved(infer_calls, args.warmup)
@@ -91,6 +94,7 @@ def main() -> None:
     models = {
         "mamba": compile_model(build_model(config, args.features, args.output_steps), config),
         "lstm": compile_model(build_lstm(config, args.features, args.output_steps), config, "auto"),
+        "mingru": compile_model(build_mingru(config, args.features, args.output_steps), config),
     }
     train_calls = {name: (lambda m=m: m.train_on_batch(x, y)) for name, m in models.items()}
     _interleaved(train_calls, args.warmup)
@@ -100,6 +104,9 @@ def main() -> None:
         "train_step_ms": train,
         "train_ratio_mamba_over_lstm": {
             k: round(train["mamba"][k] / train["lstm"][k], 3) for k in ("median", "p10")
+        },
+        "train_ratio_mamba_over_mingru": {
+            k: round(train["mamba"][k] / train["mingru"][k], 3) for k in ("median", "p10")
         },
         "train_windows_per_s_per_core": {
             name: round(args.batch / (t["median"] / 1e3) / (os.cpu_count() or 1), 1)

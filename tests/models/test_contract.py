@@ -22,6 +22,7 @@ from ml.state_space.models.garch import DriftGarch, DriftGarchFHS, Garch
 from ml.state_space.models.gbm import GBMConfig, GlobalQuantileGBM
 from ml.state_space.models.lstm import LSTMForecaster
 from ml.state_space.models.mamba.forecaster import MambaForecaster
+from ml.state_space.models.mingru import MinGRUForecaster
 from tests.conftest import tiny_training_config
 
 FORECASTERS: list[tuple[str, Callable[[], Forecaster]]] = [
@@ -37,6 +38,7 @@ FORECASTERS: list[tuple[str, Callable[[], Forecaster]]] = [
     ),
     ("mamba", lambda: MambaForecaster(training_config=tiny_training_config(epochs=1))),
     ("lstm", lambda: LSTMForecaster(training_config=tiny_training_config(epochs=1))),
+    ("mingru", lambda: MinGRUForecaster(training_config=tiny_training_config(epochs=1))),
 ]
 
 FIT_ROWS = 1500
@@ -49,6 +51,8 @@ def test_every_registered_family_is_held_to_the_contract():
     with pytest.raises(ValueError, match="unknown model family 'nope'"):
         family("nope")
     assert {name for name, f in FAMILIES.items() if f.served} == {"mamba", "lgbm"}
+
+
 PRICE_COLUMNS = ["open", "high", "low", "close"]
 
 

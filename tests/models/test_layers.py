@@ -7,7 +7,12 @@ import keras
 import numpy as np
 import pytest
 
-from ml.state_space.models.mamba.layers import Mamba2, MonotoneQuantiles, WindowStandardization
+from ml.state_space.models.mamba.layers import (
+    Mamba2,
+    MinGRU,
+    MonotoneQuantiles,
+    WindowStandardization,
+)
 from tests.models.layer_harness import run_layer_test
 
 TINY = {"d_state": 4, "expand": 2, "head_dim": 8, "d_conv": 4, "chunk_size": 5}
@@ -80,6 +85,8 @@ def test_monotone_quantiles_never_cross_and_keep_the_median() -> None:
         (Mamba2, {**TINY, "return_sequences": False}, (3, 13, 16), (3, 16), 8),
         (MonotoneQuantiles, {"median_index": 1}, (4, 2, 3), (4, 2, 3), 0),
         (WindowStandardization, {"rows": 9}, (3, 13, 5), (3, 13, 5), 0),
+        (MinGRU, {"units": 6}, (3, 13, 5), (3, 13, 6), 2),
+        (MinGRU, {"units": 6, "return_sequences": False}, (3, 13, 5), (3, 6), 2),
     ],
 )
 def test_every_layer_builds_calls_serialises_and_reloads(
@@ -87,3 +94,16 @@ def test_every_layer_builds_calls_serialises_and_reloads(
 ):
     data = np.random.default_rng(0).normal(size=input_shape).astype("float32")
     run_layer_test(layer_cls, init_kwargs, data, output_shape, tmp_path, trainable)
+
+
+def test_min_gru_scan_matches_the_sequential_recurrence():
+    layer = MinGRU(units=4)
+    x = window(batch=2, length=11, d_model=3, seed=5)
+    out = np.asarray(layer(x))
+    kernel, bias = (np.asarray(w, dtype=np.float64) for w in layer.get_weights())
+    projected = x.astype(np.float64) @ kernel + bias
+    z, candidate = 1.0 / (1.0 + np.exp(-projected[..., :4])), projected[..., 4:]
+    h = np.zeros((2, 4))
+    for t in range(11):
+        h = (1.0 - z[:, t]) * h + z[:, t] * candidate[:, t]
+        np.testing.assert_allclose(out[:, t], h, rtol=1e-5, atol=1e-6)

@@ -21,6 +21,7 @@ from ml.state_space.models.garch import DriftGarch, DriftGarchFHS, Garch
 from ml.state_space.models.gbm import GBMConfig, GBMSeriesForecaster, GlobalQuantileGBM
 from ml.state_space.models.lstm import LSTMForecaster
 from ml.state_space.models.mamba.forecaster import MambaForecaster
+from ml.state_space.models.mingru import MinGRUForecaster
 from ml.state_space.models.neural import NeuralForecaster
 from ml.state_space.models.pooled import PooledNeuralForecaster
 from ml.state_space.models.servable import Servable
@@ -75,6 +76,7 @@ FAMILIES: dict[str, Family] = {
     for family in (
         Family("mamba", "neural", _network(MambaForecaster), NeuralForecaster.from_bytes, True),
         Family("lstm", "neural", _network(LSTMForecaster), NeuralForecaster.from_bytes),
+        Family("mingru", "neural", _network(MinGRUForecaster), NeuralForecaster.from_bytes),
         Family("lgbm", "global", _lightgbm, GBMSeriesForecaster.from_bytes, True),
         Family("rw", "baseline", _baseline(RandomWalk)),
         Family("empirical", "baseline", _baseline(EmpiricalQuantiles)),

@@ -1,5 +1,5 @@
-"""Keras layers: the per-window input standardisation, the Mamba-2 mixer and the
-non-crossing quantile output."""
+"""Keras layers: the per-window input standardisation, the Mamba-2 mixer, the minimal GRU
+(a recurrent peer) and the non-crossing quantile output."""
 
 from __future__ import annotations
 
@@ -238,3 +238,59 @@ class WindowStandardization(keras.layers.Layer):
 
     def get_config(self) -> dict:
         return {**super().get_config(), "rows": self.rows, "std_floor": self.std_floor}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class MinGRU(keras.layers.Layer):
+    """The minimal GRU (Feng et al., 2024, "Were RNNs All We Needed?"): its gate and its
+    candidate read the input only,
+
+        z_t = sigmoid(W_z x_t + b_z),  h~_t = W_h x_t + b_h,  h_t = (1 - z_t) h_{t-1} + z_t h~_t,
+
+    with h_0 = 0, so a whole window is one linear recurrence, computed by a parallel scan
+    of depth O(log L) instead of L sequential steps (:func:`linear_scan`).
+    (batch, L, F) -> (batch, L, units), or (batch, units) without ``return_sequences``.
+    """
+
+    def __init__(self, units: int, return_sequences: bool = True, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.units, self.return_sequences = int(units), bool(return_sequences)
+
+    def build(self, input_shape) -> None:
+        features = int(input_shape[-1])
+        self.kernel = self.add_weight(
+            shape=(features, 2 * self.units), initializer="glorot_uniform", name="kernel"
+        )
+        self.bias = self.add_weight(shape=(2 * self.units,), initializer="zeros", name="bias")
+
+    def call(self, x):
+        gate, candidate = _split(ops.matmul(x, self.kernel) + self.bias, [self.units] * 2)
+        z = ops.sigmoid(gate)  # (b, L, units)
+        h = linear_scan(1.0 - z, z * candidate)
+        return h if self.return_sequences else h[:, -1]
+
+    def compute_output_shape(self, input_shape):
+        if self.return_sequences:
+            return (*input_shape[:-1], self.units)
+        return (input_shape[0], self.units)
+
+    def get_config(self) -> dict:
+        return {
+            **super().get_config(),
+            "units": self.units,
+            "return_sequences": self.return_sequences,
+        }
+
+
+def linear_scan(a, b):
+    """Every ``h_t = a_t h_{t-1} + b_t`` (h_0 = 0) along axis 1 of (batch, L, d) tensors, by
+    the Hillis-Steele doubling scan: step k composes each element with the one 2^k
+    before it, log2(L) steps of whole-tensor ops (static shapes, so XLA compiles it;
+    Keras's ``ops.associative_scan`` did not, for odd L)."""
+    length, shift = a.shape[1], 1
+    while shift < length:
+        earlier_a = ops.pad(a[:, :-shift], ((0, 0), (shift, 0), (0, 0)), constant_values=1.0)
+        earlier_b = ops.pad(b[:, :-shift], ((0, 0), (shift, 0), (0, 0)))
+        a, b = a * earlier_a, a * earlier_b + b
+        shift *= 2
+    return b
