@@ -4,12 +4,15 @@ its optional per-window standardisation), the quantile head and the compile step
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal, Protocol
 
 import keras
 
 from ml.state_space.models.losses import MedianAbsoluteError, QuantileLoss
 from ml.state_space.models.mamba.layers import MonotoneQuantiles, WindowStandardization
+
+RECURRENT_UNITS, RECURRENT_LAYERS = 64, 2  # the recurrent peers: 2 x 64 units
 
 
 class HeadConfig(Protocol):
@@ -44,6 +47,30 @@ def window_inputs(config: InputConfig, n_features: int):
     if not config.window_norm_rows:
         return inputs, inputs
     return inputs, WindowStandardization(config.window_norm_rows, name="window_norm")(inputs)
+
+
+class RecurrentConfig(InputConfig, HeadConfig, Protocol):
+    """What a stack of recurrent layers reads of a network's config."""
+
+
+def recurrent_network(
+    config: RecurrentConfig,
+    n_features: int,
+    output_steps: int,
+    layer: Callable[[int, bool, str], keras.layers.Layer],
+    name: str,
+) -> keras.Model:
+    """(batch, seq_len, n_features) -> (batch, H, Q) through ``RECURRENT_LAYERS`` stacked
+    recurrent layers of ``RECURRENT_UNITS``, ``layer(units, return_sequences, name)`` making
+    each (the LSTM and MinGRU peers); ``output_steps`` K > 1: (batch, K, H, Q) at the last K
+    steps (the training network, same weights)."""
+    inputs, h = window_inputs(config, n_features)  # (b, L, F)
+    for i in range(RECURRENT_LAYERS):
+        last_step_only = i == RECURRENT_LAYERS - 1 and output_steps == 1
+        h = layer(RECURRENT_UNITS, not last_step_only, f"{name}_{i}")(h)
+    if output_steps > 1:
+        h = keras.layers.Cropping1D((config.seq_len - output_steps, 0), name="last_steps")(h)
+    return keras.Model(inputs, quantile_head(h, config), name=f"{name}_forecaster")
 
 
 def quantile_head(features, config: HeadConfig):

@@ -9,25 +9,20 @@ from __future__ import annotations
 
 import keras
 
-from ml.state_space.models.heads import compile_model, quantile_head, window_inputs
+from ml.state_space.models.heads import compile_model, recurrent_network
 from ml.state_space.models.mamba.model import MambaConfig, check_output_steps
 from ml.state_space.models.neural import NeuralForecaster
-
-LSTM_UNITS = 64
-LSTM_LAYERS = 2
 
 
 def build_lstm(config: MambaConfig, n_features: int, output_steps: int = 1) -> keras.Model:
     """(batch, seq_len, n_features) -> (batch, H, Q) through 2 x LSTM(64); ``output_steps``
     K > 1: (batch, K, H, Q) at the last K steps (the training network, same weights)."""
     check_output_steps(output_steps, config.seq_len)
-    inputs, h = window_inputs(config, n_features)  # (b, L, F)
-    for i in range(LSTM_LAYERS):
-        last_step_only = i == LSTM_LAYERS - 1 and output_steps == 1
-        h = keras.layers.LSTM(LSTM_UNITS, return_sequences=not last_step_only, name=f"lstm_{i}")(h)
-    if output_steps > 1:
-        h = keras.layers.Cropping1D((config.seq_len - output_steps, 0), name="last_steps")(h)
-    return keras.Model(inputs, quantile_head(h, config), name="lstm_forecaster")
+    return recurrent_network(config, n_features, output_steps, _lstm, "lstm")
+
+
+def _lstm(units: int, return_sequences: bool, name: str) -> keras.layers.Layer:
+    return keras.layers.LSTM(units, return_sequences=return_sequences, name=name)
 
 
 class LSTMForecaster(NeuralForecaster):

@@ -10,26 +10,21 @@ from __future__ import annotations
 
 import keras
 
-from ml.state_space.models.heads import compile_model, quantile_head, window_inputs
+from ml.state_space.models.heads import compile_model, recurrent_network
 from ml.state_space.models.mamba.layers import MinGRU
 from ml.state_space.models.mamba.model import MambaConfig, check_output_steps
 from ml.state_space.models.neural import NeuralForecaster
-
-MINGRU_UNITS = 64
-MINGRU_LAYERS = 2
 
 
 def build_mingru(config: MambaConfig, n_features: int, output_steps: int = 1) -> keras.Model:
     """(batch, seq_len, n_features) -> (batch, H, Q) through 2 x MinGRU(64); ``output_steps``
     K > 1: (batch, K, H, Q) at the last K steps (the training network, same weights)."""
     check_output_steps(output_steps, config.seq_len)
-    inputs, h = window_inputs(config, n_features)  # (b, L, F)
-    for i in range(MINGRU_LAYERS):
-        last_step_only = i == MINGRU_LAYERS - 1 and output_steps == 1
-        h = MinGRU(MINGRU_UNITS, return_sequences=not last_step_only, name=f"mingru_{i}")(h)
-    if output_steps > 1:
-        h = keras.layers.Cropping1D((config.seq_len - output_steps, 0), name="last_steps")(h)
-    return keras.Model(inputs, quantile_head(h, config), name="mingru_forecaster")
+    return recurrent_network(config, n_features, output_steps, _mingru, "mingru")
+
+
+def _mingru(units: int, return_sequences: bool, name: str) -> keras.layers.Layer:
+    return MinGRU(units, return_sequences=return_sequences, name=name)
 
 
 class MinGRUForecaster(NeuralForecaster):
