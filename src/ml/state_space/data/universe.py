@@ -46,8 +46,8 @@ def _universes() -> dict[str, tuple[str, ...]]:
         for name, entry in raw.items()
     }
     stocks = universe_symbols()
-    holdout = tuple(s for s in stocks if _held_out(s))
-    fit = tuple(s for s in stocks if not _held_out(s))
+    holdout = tuple(filter(_held_out, stocks))
+    fit = tuple(s for s in stocks if s not in holdout)
     return {**named, "SP500": stocks, "SP500_FIT": fit, "SP500_HOLDOUT": holdout}
 
 

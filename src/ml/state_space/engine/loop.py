@@ -293,7 +293,8 @@ class TrainingBatches:
             return self._epoch_x[rows], self._epoch_y[rows]  # (b, L, F), (b, H) or (b, K, H)
         segment, end = self._segment[rows], self._end[rows]
         x = np.empty((len(rows), *self.segments[0][0].shape[1:]), np.float32)
-        y = np.empty((len(rows), *self._target_shape), np.float32)
+        targets = self.segments[0][1].shape[1:]  # (H,): a window's targets, (K, H) at K steps
+        y = np.empty((len(rows), *(targets if self.steps == 1 else (self.steps, *targets))), "f4")
         for s in np.unique(segment):
             chosen = segment == s
             x[chosen], y[chosen] = self._windows(s, end[chosen])
@@ -307,7 +308,6 @@ class TrainingBatches:
             ends = [np.arange(len(x))[e] for (x, _), e in zip(self.segments, ends, strict=True)]
             self._segment = np.repeat(np.arange(len(ends)), [len(e) for e in ends])
             self._end = np.concatenate(ends)
-            self._target_shape = self._windows(0, ends[0][:1])[1].shape[1:]
             return
         inputs, targets = zip(*(self._windows(s, e) for s, e in enumerate(ends)), strict=True)
         x = inputs[0] if len(inputs) == 1 else np.concatenate(inputs)
