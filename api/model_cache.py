@@ -14,13 +14,14 @@ import logging
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from api.metrics import ApiMetrics
 from ml.state_space.data.symbols import validate_symbol
-from ml.state_space.forecast import ServedModel, UnskilledPolicy
+from ml.state_space.forecast import ServedModel, UniverseNetwork, UnskilledPolicy
 from ml.state_space.models.card import CardSchemaError
 from ml.state_space.registry import (
     CorruptArtifactError,
@@ -32,6 +33,8 @@ from ml.state_space.registry import (
 logger = logging.getLogger(__name__)
 
 Fingerprint = tuple[int, ...]
+Loaded = ServedModel | UniverseNetwork
+Loader = Callable[[ModelArtifacts, dict[str, Any], dict[str, Any] | None, UnskilledPolicy], Loaded]
 _KERAS_LOCK = threading.Lock()  # Keras deserialisation uses process-global state
 
 
@@ -40,12 +43,13 @@ class LoadedModel:
     """One model version in memory and the on-disk state it was loaded from."""
 
     symbol: str
-    forecaster: ServedModel
+    forecaster: Loaded
     fingerprint: Fingerprint
 
 
 class ModelCache:
-    """Thread-safe, size-bounded, reload-on-change cache of :class:`ServedModel` objects."""
+    """Thread-safe, size-bounded, reload-on-change cache of :class:`ServedModel` objects
+    (or of what ``load`` makes of a version: the universe network's)."""
 
     def __init__(
         self,
@@ -53,10 +57,12 @@ class ModelCache:
         max_size: int,
         metrics: ApiMetrics,
         unskilled: UnskilledPolicy = "blend",
+        load: Loader = ServedModel.from_artifacts,
     ) -> None:
         if max_size < 1:
             raise ValueError(f"max_size must be >= 1, got {max_size!r}")
         self.registry = registry
+        self.load = load
         self.unskilled = unskilled
         self.max_size = max_size
         self.metrics = metrics
@@ -136,13 +142,11 @@ class ModelCache:
         )
         return LoadedModel(symbol, forecaster, fingerprint)
 
-    def _served(self, artifacts: ModelArtifacts, test_skill: dict[str, Any]) -> ServedModel:
+    def _served(self, artifacts: ModelArtifacts, test_skill: dict[str, Any]) -> Loaded:
         """The servable model; weights or a card that cannot be rebuilt are a clear 503."""
         symbol = artifacts.symbol
         try:
-            return ServedModel.from_artifacts(
-                artifacts, test_skill, self.registry.load_backtest(), self.unskilled
-            )
+            return self.load(artifacts, test_skill, self.registry.load_backtest(), self.unskilled)
         except CardSchemaError:
             raise
         except Exception as error:  # a corrupt .keras file: zip, HDF5, Keras or TF errors

@@ -47,6 +47,12 @@ class BacktestFigures(BaseModel):
     beats_baseline: bool = Field(
         description="significantly better (MAE), or no worse on both MAE and pinball loss"
     )
+    symbols: int | None = Field(
+        None,
+        description="for a symbol the universe network never fitted (unseen): the held-out "
+        "symbols these figures summarise (medians; beats_baseline: most of them do); "
+        "null for a symbol's own figures",
+    )
 
     @classmethod
     def from_figures(
@@ -128,6 +134,11 @@ class ForecastResponse(BaseModel):
         description="set when the last 60 bars hold real-data artefacts (a stale or "
         "repeated bar, an unadjusted split, a missing session; docs/DATA.md)",
     )
+    unseen: bool = Field(
+        False,
+        description="forecast by the universe network for a symbol it was never fitted on "
+        "(gated on the prices given; backtest: the figures of held-out symbols)",
+    )
 
     @classmethod
     def from_forecast(cls, forecast: Forecast) -> ForecastResponse:
@@ -140,6 +151,7 @@ class ForecastResponse(BaseModel):
             trained_at=dt.datetime.fromisoformat(forecast.trained_at),
             horizons=[HorizonOut.from_horizon(h) for h in forecast.horizons],
             data_warning=forecast.data_warning,
+            unseen=forecast.unseen,
         )
 
 
@@ -245,10 +257,19 @@ class BrokenModel(BaseModel):
     message: str = Field(description="which file cannot be read, and how to fix it")
 
 
+class UniverseSummary(ModelSummary):
+    fitted_symbols: int = Field(description="symbols the network was fitted on")
+
+
 class ModelList(BaseModel):
     models: list[ModelSummary] = Field(description="models that can be served")
     broken: list[BrokenModel] = Field(
         default_factory=list, description="models whose files cannot be read (503 on use)"
+    )
+    universe: UniverseSummary | None = Field(
+        None,
+        description="the universe network, which forecasts every symbol without a model of "
+        "its own (marked unseen); null when the directory holds none",
     )
 
 

@@ -8,6 +8,10 @@ through the threadpool. Three caches keep the hot path short:
   cache or bundled CSV on every call, and may go to Yahoo);
 - forecasts: a forecast is a pure function of (model version, price history), so it is
   reused until either changes; with ``history_ttl_s=0`` every request recomputes it.
+
+A symbol without a model of its own is forecast by the family's universe network, where
+the models directory has one (``shared/``, ``scripts/train_universe_model.py``): gated on
+the symbol's own history and marked ``unseen``.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,7 +34,8 @@ from api.settings import Settings
 from ml.state_space.data.prices_file import read_prices_file
 from ml.state_space.data.sources import load_history
 from ml.state_space.data.symbols import validate_symbol
-from ml.state_space.registry import ModelRegistry
+from ml.state_space.forecast import UniverseNetwork
+from ml.state_space.registry import SHARED_NAME, ModelNotFoundError, ModelRegistry
 
 logger = logging.getLogger(__name__)
 
@@ -123,6 +128,13 @@ class PredictionService:
         self.models = ModelCache(
             self.registry, settings.model_cache_size, metrics, settings.unskilled_forecast
         )
+        self.universe = ModelCache(
+            self.registry.shared(),
+            1,
+            metrics,
+            settings.unskilled_forecast,
+            UniverseNetwork.from_artifacts,
+        )
         prices = read_prices_file(settings.prices_file) if settings.prices_file else None
         self.history = HistoryCache(
             settings.history_ttl_s, settings.offline, settings.cache_dir, metrics, prices
@@ -153,7 +165,7 @@ class PredictionService:
         Never loads or computes (three ``stat`` calls and dict look-ups), so the route
         calls it on the event loop and only goes to the threadpool on a miss.
         """
-        model = self.models.peek(symbol)
+        model = self._model(symbol, self.models.peek, self.universe.peek)
         if model is None:
             return None
         history = self.history.peek(symbol, model.forecaster.history_rows)
@@ -168,7 +180,7 @@ class PredictionService:
     def forecast(self, symbol: str) -> ForecastResponse:
         """Forecast from the symbol's latest history (404 before 503: model, then data)."""
         symbol = validate_symbol(symbol)
-        model = self.models.get(symbol)
+        model = self._model(symbol, self.models.get, self.universe.get)
         prices, token = self.history.get(symbol, model.forecaster.history_rows)
         key = (model.fingerprint, token)
         cached = self._memo(key, symbol)
@@ -191,8 +203,24 @@ class PredictionService:
     def forecast_prices(self, symbol: str, history: PriceHistory) -> ForecastResponse:
         """Forecast from caller-supplied prices (validated by the request schema)."""
         symbol = validate_symbol(symbol)
-        model = self.models.get(symbol)
+        model = self._model(symbol, self.models.get, self.universe.get)
         return self._predict(model, history.to_frame(), symbol)
+
+    def _model(
+        self,
+        symbol: str,
+        own: Callable[[str], LoadedModel | None],
+        universe: Callable[[str], LoadedModel | None],
+    ) -> LoadedModel | None:
+        """``own(symbol)``, the symbol's model, or where it has none and the directory
+        holds a universe network, ``universe(SHARED_NAME)``; the symbol's
+        ModelNotFoundError where neither exists."""
+        try:
+            return own(symbol)
+        except ModelNotFoundError:
+            if not self.universe.registry.has_model(SHARED_NAME):
+                raise
+            return universe(SHARED_NAME)
 
     def _predict(self, model: LoadedModel, prices: pd.DataFrame, symbol: str) -> ForecastResponse:
         with self._compute:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
 import shlex
 import sys
@@ -28,7 +27,13 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ml.cli.args import add_data_arguments, positive_int, symbols_and_prices
+from ml.cli.args import (
+    add_data_arguments,
+    apply_settings,
+    parse_setting,
+    positive_int,
+    symbols_and_prices,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -58,30 +63,13 @@ def parse_years(text: str) -> tuple[int, ...]:
     return years
 
 
-def parse_setting(text: str) -> tuple[str, object]:
-    """``key=value`` with a JSON value (a bare word is a string)."""
-    key, sep, raw = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"--set {text!r}: use KEY=VALUE")
-    try:
-        return key.strip(), json.loads(raw)
-    except json.JSONDecodeError:
-        return key.strip(), raw
-
-
 def model_settings(args: argparse.Namespace) -> tuple[TrainingConfig, GBMConfig]:
     """The default TrainingConfig and GBMConfig with the command line's overrides."""
     from ml.state_space.models.config import TrainingConfig
     from ml.state_space.models.gbm import GBMConfig
 
     training, gbm = TrainingConfig().to_dict(), asdict(GBMConfig())
-    sections = {"": training, "model": training["model"], "gbm": gbm}
-    for key, value in args.set:
-        section, _, field = key.rpartition(".")
-        target = sections.get(section, {})
-        if field not in target:
-            raise ValueError(f"--set {key}: no such setting")
-        target[field] = value
+    apply_settings({"": training, "model": training["model"], "gbm": gbm}, args.set)
     if args.epochs:
         training["epochs"] = args.epochs
     if args.days:

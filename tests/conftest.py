@@ -62,6 +62,40 @@ def tiny_config():
     return tiny_training_config()
 
 
+UNIVERSE_FITTED, UNIVERSE_UNSEEN = ("AAPL", "KO", "XOM"), "MSFT"
+
+
+def universe_histories() -> dict[str, pd.DataFrame]:
+    """Bundled OHLCV up to 2019 of the tiny universe's fitted symbols and its unseen one."""
+    return {s: load_bundled(s).loc[:"2019-12-31"] for s in (*UNIVERSE_FITTED, UNIVERSE_UNSEEN)}
+
+
+@pytest.fixture(scope="session")
+def universe_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A registry root (read-only) holding a tiny universe network fitted on
+    :data:`UNIVERSE_FITTED` (``scripts/train_universe_model.py``'s job): a version per
+    fitted symbol and the shared network."""
+    from ml.state_space.registry import SHARED_NAME, ModelRegistry
+    from ml.state_space.training.universe_trainer import train_universe
+
+    config = tiny_training_config(
+        pooled=True,
+        pooled_normalizer="global",
+        pooled_ohlcv=True,
+        windows_per_epoch=128,
+        supervised_steps=5,
+        refit=False,
+    )
+    histories = universe_histories()
+    result = train_universe({s: histories[s] for s in UNIVERSE_FITTED}, config)
+    registry = ModelRegistry(tmp_path_factory.mktemp("universe") / "models")
+    for member in result.members:
+        registry.save(member.symbol, member.model_bytes, member.metadata, member.metrics)
+    shared = result.shared
+    registry.shared().save(SHARED_NAME, shared.model_bytes, shared.metadata, shared.metrics)
+    return registry.root
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

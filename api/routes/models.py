@@ -9,9 +9,17 @@ from fastapi import APIRouter
 
 from api.deps import ApiKey, ServiceDep, Symbol
 from api.errors import ERROR_RESPONSES
-from api.schemas import BacktestFigures, BrokenModel, ModelDetail, ModelList, ModelSummary
+from api.schemas import (
+    BacktestFigures,
+    BrokenModel,
+    ModelDetail,
+    ModelList,
+    ModelSummary,
+    UniverseSummary,
+)
+from api.service import PredictionService
 from ml.state_space.forecast import published_backtest
-from ml.state_space.registry import CorruptArtifactError, ModelNotFoundError
+from ml.state_space.registry import SHARED_NAME, CorruptArtifactError, ModelNotFoundError
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +42,21 @@ def list_models(service: ServiceDep) -> ModelList:
         except (CorruptArtifactError, KeyError, TypeError, ValueError) as error:
             logger.warning("model %s is unreadable: %s", symbol, error)
             broken.append(BrokenModel(symbol=symbol, message=str(error)))
-    return ModelList(models=summaries, broken=broken)
+    return ModelList(models=summaries, broken=broken, universe=_universe(service))
+
+
+def _universe(service: PredictionService) -> UniverseSummary | None:
+    """The universe network's summary, if the directory holds a readable one."""
+    shared = service.universe.registry
+    if not shared.has_model(SHARED_NAME):
+        return None
+    try:
+        metadata, metrics = shared.load_metadata(SHARED_NAME), shared.load_metrics(SHARED_NAME)
+    except (ModelNotFoundError, CorruptArtifactError) as error:
+        logger.warning("the universe network is unreadable: %s", error)
+        return None
+    summary = ModelSummary.from_metadata(metadata)
+    return UniverseSummary(**summary.model_dump(), fitted_symbols=len(metrics.get("symbols", [])))
 
 
 @router.get("/{symbol:path}", response_model=ModelDetail)

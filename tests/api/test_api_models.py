@@ -46,6 +46,6 @@ def test_model_detail_of_an_untrained_symbol_is_404(client: TestClient) -> None:
 
 def test_empty_or_missing_models_dir_lists_nothing(make_app, tmp_path) -> None:
     with TestClient(make_app(models_dir=tmp_path / "absent")) as client:
-        assert client.get("/models").json() == {"models": [], "broken": []}
+        assert client.get("/models").json() == {"models": [], "broken": [], "universe": None}
         assert client.get("/ready").json() == {"status": "ready", "models": 0}
         assert client.get("/predict/AAPL").status_code == 404

@@ -172,3 +172,25 @@ def test_gate_passed_counts_the_fits_whose_gate_gave_the_model_a_share():
     assert gate_passed(windows) == pytest.approx(2 / 4)  # (A 2019), (C 2019) of four fits
     assert math.isnan(gate_passed(windows.assign(model_weight=np.nan)))
     assert math.isnan(gate_passed(windows.drop(columns="model_weight")))
+
+
+def test_published_figures_summarise_the_symbols_the_global_models_never_fitted():
+    from ml.state_space.evaluation.backtest import BacktestConfig
+    from ml.state_space.evaluation.report import PUBLISHED_FIGURES, published_figures
+
+    records = []
+    for symbol, skill, better in (("A", 0.1, 1), ("B", -0.3, 0), ("C", 0.02, 1), ("D", 0.04, 0)):
+        for horizon in (1, 5):
+            figures = dict.fromkeys(PUBLISHED_FIGURES, 0.5)
+            figures.update(n=100, pinball_skill=skill, significantly_better=better)
+            figures.update(significantly_worse=0, beats_baseline=better == 1)
+            records.append({"model": "mamba", "symbol": symbol, "horizon": horizon, **figures})
+    scores = pd.DataFrame(records)
+    config = BacktestConfig(years=(2019,), models=("mamba", "rw"))
+    published = published_figures(scores, "mamba", config, {"fit_symbols": "A,B"})
+    assert set(published["symbols"]) == {"A", "B", "C", "D"}
+    held_out = published["unseen"]["h5"]
+    assert held_out["symbols"] == 2 and held_out["n"] == 200
+    assert held_out["pinball_skill"] == pytest.approx(0.03)  # the median of C and D
+    assert held_out["significantly_better"] == 1 and held_out["beats_baseline"] is False
+    assert "unseen" not in published_figures(scores, "mamba", config, {})

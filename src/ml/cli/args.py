@@ -3,12 +3,38 @@
 from __future__ import annotations
 
 import argparse
+import json
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import pandas as pd
+
+
+def parse_setting(text: str) -> tuple[str, object]:
+    """``key=value`` of ``--set``, with a JSON value (a bare word is a string)."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"--set {text!r}: use KEY=VALUE")
+    try:
+        return key.strip(), json.loads(raw)
+    except json.JSONDecodeError:
+        return key.strip(), raw
+
+
+def apply_settings(
+    sections: dict[str, dict[str, Any]], settings: Iterable[tuple[str, object]]
+) -> None:
+    """Write each ``--set`` ``section.field=value`` into ``sections`` (``""``: the top
+    level); ValueError for a field no section has."""
+    for key, value in settings:
+        section, _, name = key.rpartition(".")
+        target = sections.get(section, {})
+        if name not in target:
+            raise ValueError(f"--set {key}: no such setting")
+        target[name] = value
 
 
 def positive_int(text: str) -> int:

@@ -11,12 +11,16 @@ not beat the baseline or, without one, its validation blend gave it no weight), 
 ``unskilled`` policy decides what a horizon serves: ``blend`` (default) the forecast as
 trained and backtested, ``baseline`` the model's fallback (``models.fallback``: the drift
 with a GARCH band by default), ``model`` the network (or LightGBM) alone, with a warning.
+
+A :class:`UniverseNetwork` is the universe network's shared version: it forecasts a
+symbol it was never fitted on from that symbol's history, gated on the symbol's own
+latest windows, with the backtest figures published for held-out symbols.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import pandas as pd
@@ -26,7 +30,8 @@ from ml.state_space.models.card import ModelCard
 from ml.state_space.models.config import TrainingConfig
 from ml.state_space.models.families import family
 from ml.state_space.models.gbm import GlobalQuantileGBM
-from ml.state_space.models.servable import Servable, Variant
+from ml.state_space.models.pooled import PooledNeuralForecaster
+from ml.state_space.models.servable import InsufficientHistoryError, Servable, Variant
 from ml.state_space.registry import ModelArtifacts
 
 logger = logging.getLogger(__name__)
@@ -63,6 +68,7 @@ class Forecast:
     trained_at: str
     horizons: list[HorizonForecast]
     data_warning: str | None = None  # artefacts in the input window (data.artefacts)
+    unseen: bool = False  # forecast by the universe network for a symbol it never fitted
 
 
 def input_window_warning(symbol: str, prices: pd.DataFrame) -> str | None:
@@ -81,15 +87,21 @@ def input_window_warning(symbol: str, prices: pd.DataFrame) -> str | None:
 
 
 def published_backtest(
-    backtest: dict[str, Any] | None, family: str, symbol: str, config: dict[str, Any]
+    backtest: dict[str, Any] | None,
+    family: str,
+    symbol: str,
+    config: dict[str, Any],
+    unseen: bool = False,
 ) -> tuple[dict[str, Any], list[int] | None]:
     """``(figures per "h<horizon>", [first, last] test year)`` that a published backtest
     file holds for this model family, symbol and training configuration (``config``, the
-    model card's); ``({}, None)`` when it holds none: figures of another configuration
-    would describe another model."""
+    model card's), or with ``unseen`` those of the symbols its global models were not
+    fitted on; ``({}, None)`` when it holds none: figures of another configuration would
+    describe another model."""
     if not backtest or backtest.get("model") != family:
         return {}, None
-    figures = backtest.get("symbols", {}).get(symbol, {})
+    published = backtest.get("symbols", {}).get(symbol, {})
+    figures = backtest.get("unseen", {}) if unseen else published
     if figures and not same_training(backtest.get("training"), config, family):
         logger.warning(
             "%s: the published backtest (%s) trained another configuration than this model; "
@@ -130,14 +142,17 @@ class ServedModel:
         test_skill: dict[str, Any],
         backtest: dict[str, Any] | None = None,
         unskilled: UnskilledPolicy = "blend",
+        unseen: bool = False,
     ) -> None:
         """``backtest``: the published backtest file's content (all symbols), or ``None``;
-        ``unskilled``: what a horizon without demonstrated skill serves (module doc)."""
+        ``unskilled``: what a horizon without demonstrated skill serves (module doc);
+        ``unseen``: the model is the universe network, never fitted on this symbol."""
         self.model = model
         self.card: ModelCard = model.card
         self.test_skill = test_skill
+        self.unseen = unseen
         self.backtest, self.backtest_years = published_backtest(
-            backtest, self.card.family, self.card.symbol, self.card.config
+            backtest, self.card.family, self.card.symbol, self.card.config, unseen
         )
         self.price_columns = ["close", *self.card.features.price_columns]
         self.model_weights = model.model_weights()
@@ -212,4 +227,56 @@ class ServedModel:
                 for horizon, row in frame.iterrows()
             ],
             data_warning=input_window_warning(symbol or self.card.symbol, prices),
+            unseen=self.unseen,
         )
+
+
+class UniverseNetwork:
+    """The universe network's shared version, ready to forecast any symbol's history."""
+
+    def __init__(
+        self,
+        network: PooledNeuralForecaster,
+        card: ModelCard,
+        backtest: dict[str, Any] | None = None,
+        unskilled: UnskilledPolicy = "blend",
+    ) -> None:
+        self.network, self.card = network, card
+        self.backtest, self.unskilled = backtest, unskilled
+
+    @classmethod
+    def from_artifacts(
+        cls,
+        artifacts: ModelArtifacts,
+        test_skill: dict[str, Any],
+        backtest: dict[str, Any] | None = None,
+        unskilled: UnskilledPolicy = "blend",
+    ) -> UniverseNetwork:
+        """``test_skill`` is the fitted symbols' and does not describe an unseen one."""
+        card = ModelCard.from_dict(artifacts.metadata)
+        network = PooledNeuralForecaster.from_shared(artifacts.model_bytes, card)
+        return cls(network, card, backtest, unskilled)
+
+    @property
+    def history_rows(self) -> int:
+        """Rows of history an unseen symbol needs: the network gates itself on the
+        symbol's own validation windows, as a fit would."""
+        return self.network.config.min_history(0.0)
+
+    def served_for(self, symbol: str, prices: pd.DataFrame) -> ServedModel:
+        """The universe network gated on ``symbol``'s ``prices``, as this version."""
+        needed = ["close", *self.card.features.price_columns]
+        missing = [column for column in needed if column not in prices.columns]
+        if missing:
+            raise InsufficientHistoryError(
+                f"The universe network forecasts from columns {needed}; the {symbol} price "
+                f"history lacks {missing}."
+            )
+        member = self.network.for_series(symbol, prices)
+        card = self.card
+        member.card = replace(member.card, version=card.version, trained_at=card.trained_at)
+        return ServedModel(member, {}, self.backtest, self.unskilled, unseen=True)
+
+    def predict(self, prices: pd.DataFrame, symbol: str) -> Forecast:
+        """Forecast every horizon from the end of ``prices`` of a symbol never fitted on."""
+        return self.served_for(symbol, prices).predict(prices, symbol)

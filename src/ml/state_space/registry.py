@@ -9,6 +9,8 @@ Layout under ``root`` (default ``models/mamba``)::
     current/<SYMBOL>                the symbol's current version (one line): the pointer
     checkpoints/<SYMBOL>/           a fit's best-epoch and resume state (engine.loop.FitState)
     runs/<RUN_ID>.json              one summary per training run
+    shared/                         a family-wide model, not one symbol's (the universe
+                                    network: ``ModelRegistry.shared``), in the same layout
     backtest.json                   walk-forward figures of this family, per symbol and horizon
 
 A save writes a new version directory that nothing reads yet, then replaces the pointer
@@ -46,6 +48,7 @@ STALE_TEMP_S = 3600.0  # a temporary file this old has no writer left
 KEEP_VERSIONS = 3  # versions kept per symbol, the current one included
 MODEL_FILE, METADATA_FILE, METRICS_FILE = "model.keras", "metadata.json", "metrics.json"
 FAMILY_MODEL_FILES = {"lgbm": "model.lgbm.json"}  # a family's model file if not MODEL_FILE
+SHARED_NAME = "UNIVERSE"  # the name the shared registry stores its one model under
 VERSION_PATTERN = re.compile(r"[0-9A-Za-z][0-9A-Za-z._-]{0,63}")
 
 
@@ -79,11 +82,18 @@ def sha256_hex(data: bytes) -> str:
 class ModelRegistry:
     """Reads and writes per-symbol artefacts under one root directory."""
 
-    def __init__(self, root: str | Path = DEFAULT_ROOT, keep_versions: int = KEEP_VERSIONS) -> None:
+    def __init__(
+        self,
+        root: str | Path = DEFAULT_ROOT,
+        keep_versions: int = KEEP_VERSIONS,
+        backtest_path: Path | None = None,
+    ) -> None:
+        """``backtest_path``: the family's published backtest, if not ``root``'s."""
         if keep_versions < 1:
             raise ValueError(f"keep_versions={keep_versions} must be >= 1")
         self.root = Path(root)
         self.keep_versions = keep_versions
+        self._backtest_path = backtest_path or self.root / "backtest.json"
 
     # --- versions ------------------------------------------------------------------------
 
@@ -162,6 +172,12 @@ class ModelRegistry:
         symbol = validate_symbol(symbol)
         return self.version_dir(symbol, version or self.current_version(symbol))
 
+    def shared(self) -> ModelRegistry:
+        """The registry of this family's shared model (one that forecasts any symbol),
+        under ``shared/`` in the same layout, as :data:`SHARED_NAME`; the family's
+        published backtest is this registry's."""
+        return ModelRegistry(self.root / "shared", self.keep_versions, self.backtest_path)
+
     def checkpoint_dir(self, symbol: str) -> Path:
         return self.root / "checkpoints" / validate_symbol(symbol)
 
@@ -200,7 +216,7 @@ class ModelRegistry:
 
     @property
     def backtest_path(self) -> Path:
-        return self.root / "backtest.json"
+        return self._backtest_path
 
     def save_backtest(self, figures: dict[str, Any]) -> Path:
         """Publish a backtest's per-symbol figures of this family (see ``docs/EVALUATION.md``)."""

@@ -268,12 +268,16 @@ def published_figures(
     scores: pd.DataFrame, model: str, config: BacktestConfig, facts: dict[str, Any]
 ) -> dict[str, Any]:
     """What the service and the review show for ``model``: per symbol and horizon
-    (``"h<horizon>"``), the pooled walk-forward figures against the random walk."""
+    (``"h<horizon>"``), the pooled walk-forward figures against the random walk; with
+    ``facts["fit_symbols"]``, per horizon, those of the symbols the global models were not
+    fitted on (``"unseen"``: what a forecast for a symbol never fitted can expect)."""
     rows = scores[scores["model"] == model]
     symbols: dict[str, dict[str, Any]] = {}
     for record in _records(rows[["symbol", "horizon", *PUBLISHED_FIGURES]]):
         symbol, horizon = record.pop("symbol"), record.pop("horizon")
         symbols.setdefault(symbol, {})[f"h{horizon}"] = record
+    fitted = facts.get("fit_symbols")
+    unseen = rows[~rows["symbol"].isin(fitted.split(","))] if fitted else rows.iloc[:0]
     return {
         "model": model,
         "baseline": BASELINE,
@@ -283,7 +287,29 @@ def published_figures(
         "training": config.settings(model),  # the served model's card must match it
         "command": facts.get("command"),
         "symbols": symbols,
+        **({"unseen": unseen_figures(unseen)} if len(unseen) else {}),
     }
+
+
+def unseen_figures(rows: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    """Per horizon, a summary of per-symbol figures ``rows`` (held-out symbols): medians of
+    the skills and the coverage, the windows scored, and whether most symbols beat the
+    baseline; no p-value (one would need the pooled windows)."""
+    summary = {}
+    for horizon, group in rows.groupby("horizon"):
+        summary[f"h{horizon}"] = {
+            "symbols": len(group),
+            "n": int(group["n"].sum()),
+            "mae_skill": float(group["mae_skill"].median()),
+            "dm_mae_pvalue": None,
+            "pinball_skill": float(group["pinball_skill"].median()),
+            "dm_pinball_pvalue": None,
+            "band_coverage": float(group["band_coverage"].median()),
+            "significantly_better": int(group["significantly_better"].sum()),
+            "significantly_worse": int(group["significantly_worse"].sum()),
+            "beats_baseline": bool(group["beats_baseline"].mean() > 0.5),
+        }
+    return summary
 
 
 def load_backtest_scores(path: str | Path) -> dict[str, Any]:

@@ -26,6 +26,9 @@ With the global normaliser no series statistic reaches the network, so it foreca
 series it was never fitted on: :meth:`PooledNeuralForecaster.for_series` given that
 series' history gates the network against the series' fallback on its own latest
 windows, as a fitted series' gate is chosen (the global LightGBM does the same).
+Such a network is stored once for all series (:meth:`PooledNeuralForecaster.shared_card`,
+:meth:`~PooledNeuralForecaster.shared_bytes`) and rebuilt to forecast any series
+(:meth:`PooledNeuralForecaster.from_shared`): the universe network of the service.
 """
 
 from __future__ import annotations
@@ -51,8 +54,10 @@ from ml.state_space.engine.loop import (
 )
 from ml.state_space.features.engineer import TimeSeriesFeatureEngineer
 from ml.state_space.features.windows import Normalizer, target_std
+from ml.state_space.models.card import DataWindow, ModelCard, new_version
 from ml.state_space.models.config import TrainingConfig
 from ml.state_space.models.neural import NeuralForecaster, SeriesWindows
+from ml.state_space.registry import SHARED_NAME
 
 logger = logging.getLogger(__name__)
 
@@ -175,6 +180,58 @@ class PooledNeuralForecaster:
                 "pooled_normalizer='global' and no fine-tune"
             )
         return self._unseen(symbol, prices, shared)
+
+    def shared_card(self) -> ModelCard:
+        """The card of the shared network alone: what every series' forecaster shares
+        (features, the global normaliser, the target scale, the fit's settings), no gate
+        or fallback (each series fits its own), and the fitted series' data as one window.
+        ValueError unless the network can forecast an unseen series (:meth:`for_series`)."""
+        if self.shared is None or self.shared.normalizer is None or self.config.pooled_fine_tune:
+            raise ValueError(
+                f"{self!r} shares no network that forecasts any series: fit it with "
+                "pooled_normalizer='global' and no fine-tune"
+            )
+        cards = [member.card for member in self.members.values()]
+        first = cards[0]
+        data = DataWindow(
+            source=first.data.source,
+            dataset=first.data.dataset,
+            first_date=min(card.data.first_date for card in cards),
+            last_date=max(card.data.last_date for card in cards),
+            rows=sum(card.data.rows for card in cards),
+        )
+        version, trained_at = new_version()
+        return replace(
+            first,
+            symbol=SHARED_NAME,
+            version=version,
+            trained_at=trained_at,
+            data=data,
+            split={},
+            data_quality={},
+            correction=None,
+            fallback=None,
+        )
+
+    def shared_bytes(self) -> bytes:
+        """The shared network as ``.keras`` bytes (every fitted series' forecaster holds
+        the same ones)."""
+        if not self.members:
+            raise ValueError(f"{self!r} is not fitted: call fit_many()")
+        return next(iter(self.members.values())).to_bytes()
+
+    @classmethod
+    def from_shared(cls, model_bytes: bytes, card: ModelCard) -> Self:
+        """A pooled network rebuilt from :meth:`shared_bytes` and :meth:`shared_card`: it
+        forecasts any series given its history (:meth:`for_series`); it has no members."""
+        network = NeuralForecaster.from_bytes(model_bytes, card)
+        if network.config.pooled_normalizer != "global" or card.symbol != SHARED_NAME:
+            raise ValueError(f"the card of {card.symbol} {card.version} is no shared network's")
+        pooled = cls(type(network), network.config)
+        pooled.shared = SharedNetwork(
+            network.network, network.normalizer, network.target_scale, [], "loaded"
+        )
+        return pooled
 
     def _unseen(self, symbol: str, prices: pd.DataFrame, shared: SharedNetwork) -> NeuralForecaster:
         """The shared network's forecaster of a series it was not fitted on: the series'
