@@ -29,8 +29,8 @@ from typing import TYPE_CHECKING
 
 from ml.cli.args import (
     add_data_arguments,
+    add_set_argument,
     apply_settings,
-    parse_setting,
     positive_int,
     symbols_and_prices,
 )
@@ -103,13 +103,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seeds", default="42", help="neural seeds; several = seed ensemble")
     parser.add_argument("--epochs", type=positive_int, help="max epochs of the neural models")
     parser.add_argument("--days", type=positive_int, help="training days of the neural models")
-    parser.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        type=parse_setting,
-        help="override a TrainingConfig field (model.<field> for the network, gbm.<field> for\n"
+    add_set_argument(
+        parser,
+        "override a TrainingConfig field (model.<field> for the network, gbm.<field> for\n"
         "LightGBM), value as JSON: --set target_scaling=volatility --set days=null\n"
         "--set model.d_model=32 --set gbm.num_leaves=31",
     )

@@ -5,12 +5,15 @@ waits for /ready, loads every model once, then drives the symbols round-robin at
 concurrency level for a fixed time with httpx.AsyncClient. Prints a table and one JSON
 line: requests/s, p50/p95/p99 latency, errors, server RSS. ``--profile`` first times
 the pieces of one prediction in-process (history, features, inference, serialisation).
+``--post-unseen ROWS`` POSTs each symbol's last ROWS bars under a name no model has
+(``<SYMBOL>-U``) instead: the universe network's forecast of a symbol it never saw.
 
 Examples:
     python scripts/bench_api.py                            # models/mamba, 10 s per level
     python scripts/bench_api.py --models-dir /tmp/m --duration 5 --concurrency 1,16
     python scripts/bench_api.py --history-ttl 0            # recompute every forecast
     python scripts/bench_api.py --profile
+    python scripts/bench_api.py --models-dir models/universe --post-unseen 1100 --profile
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import json
 import multiprocessing
 import os
@@ -26,6 +30,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -53,7 +58,39 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--history-ttl", type=float, default=60.0, help="MAMBA_API_HISTORY_TTL_S")
     parser.add_argument("--profile", action="store_true", help="time the pieces of /predict first")
+    parser.add_argument(
+        "--post-unseen",
+        type=int,
+        metavar="ROWS",
+        help="POST each symbol's last ROWS bars as a symbol without a model (universe network)",
+    )
     return parser.parse_args(argv)
+
+
+Request = tuple[str, dict | None]  # a path, and the JSON body of a POST (None: a GET)
+
+
+def requests_for(symbols: list[str], unseen_rows: int | None) -> list[Request]:
+    """A GET per symbol, or a POST of its last ``unseen_rows`` bars under a new name."""
+    if unseen_rows is None:
+        return [(f"/predict/{symbol}", None) for symbol in symbols]
+    from ml.state_space.data.sources import load_history
+
+    requests = []
+    for symbol in symbols:
+        frame = load_history(symbol, offline=True).iloc[-unseen_rows:]
+        columns = [c for c in ("open", "high", "low", "close", "volume") if c in frame]
+        rows = [
+            {"date": str(day.date()), **{c: float(frame.at[day, c]) for c in columns}}
+            for day in frame.index
+        ]
+        requests.append((f"/predict/{symbol}-U", {"prices": rows}))
+    return requests
+
+
+async def send(client: httpx.AsyncClient, request: Request) -> httpx.Response:
+    path, body = request
+    return await (client.get(path) if body is None else client.post(path, json=body))
 
 
 def free_port() -> int:
@@ -105,10 +142,10 @@ def cpu_seconds(pid: int) -> float:
 
 
 async def users(
-    base_url: str, symbols: list[str], offsets: list[int], start_at: float, duration: float
+    base_url: str, requests: list[Request], offsets: list[int], start_at: float, duration: float
 ) -> tuple[list[float], int, float]:
     """One user per offset, each with its own keep-alive connection (one shared httpx
-    pool costs ~2x the client CPU at 16), issuing GETs back to back from wall-clock
+    pool costs ~2x the client CPU at 16), issuing requests back to back from wall-clock
     ``start_at`` for ``duration`` s. Returns latencies, errors and this process's CPU s."""
     latencies: list[float] = []
     errors = 0
@@ -120,11 +157,11 @@ async def users(
             await asyncio.sleep(max(0.0, start_at - time.time()))
             deadline, i = time.perf_counter() + duration, offset
             while time.perf_counter() < deadline:
-                symbol = symbols[i % len(symbols)]
+                request = requests[i % len(requests)]
                 i += 1
                 started = time.perf_counter()
                 try:
-                    ok = (await client.get(f"/predict/{symbol}")).status_code == 200
+                    ok = (await send(client, request)).status_code == 200
                 except httpx.HTTPError:
                     ok = False
                 latencies.append(time.perf_counter() - started)
@@ -143,7 +180,7 @@ def drive(
     pool: ProcessPoolExecutor,
     procs: int,
     base_url: str,
-    symbols: list[str],
+    requests: list[Request],
     concurrency: int,
     duration: float,
     pid: int,
@@ -155,7 +192,7 @@ def drive(
         pool.submit(
             client_process,
             base_url,
-            symbols,
+            requests,
             list(range(k, concurrency, n_procs)),
             start_at,
             duration,
@@ -193,37 +230,39 @@ def rss_mb(pid: int) -> float:
     return round(total / 2**20, 1)
 
 
-async def warm_up(base_url: str, server: subprocess.Popen, symbols: list[str]) -> tuple:
-    """Wait for /ready, then request every symbol once (loading its model)."""
+async def warm_up(base_url: str, server: subprocess.Popen, requests: list[Request]) -> tuple:
+    """Wait for /ready, then send every request once (loading its model)."""
     async with httpx.AsyncClient(base_url=base_url, timeout=60.0) as client:
         await wait_ready(client, server)
         rss_idle = rss_mb(server.pid)
         started = time.perf_counter()
-        for symbol in symbols:
-            response = await client.get(f"/predict/{symbol}")
+        for request in requests:
+            response = await send(client, request)
             if response.status_code != 200:
-                raise RuntimeError(f"warm-up {symbol}: {response.status_code} {response.text}")
+                raise RuntimeError(f"warm-up {request[0]}: {response.status_code} {response.text}")
         return rss_idle, time.perf_counter() - started
 
 
 def bench(args: argparse.Namespace, models_dir: Path, symbols: list[str]) -> dict:
     levels = [int(level) for level in args.concurrency.split(",")]
+    requests = requests_for(symbols, args.post_unseen)
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
     server = start_server(models_dir, port, len(symbols), args.history_ttl)
     spawn = multiprocessing.get_context("spawn")
     try:
         with ProcessPoolExecutor(args.client_procs, mp_context=spawn) as pool:
-            rss_idle, first_requests_s = run_loop(warm_up(base_url, server, symbols))
+            rss_idle, first_requests_s = run_loop(warm_up(base_url, server, requests))
             # a short run at the highest level first, so measurements start in steady state
             procs = args.client_procs
-            drive(pool, procs, base_url, symbols, max(levels), min(2.0, args.duration), server.pid)
+            drive(pool, procs, base_url, requests, max(levels), min(2.0, args.duration), server.pid)
             results = [
-                drive(pool, procs, base_url, symbols, c, args.duration, server.pid) for c in levels
+                drive(pool, procs, base_url, requests, c, args.duration, server.pid) for c in levels
             ]
         return {
             "models_dir": str(models_dir),
             "symbols": len(symbols),
+            "post_unseen_rows": args.post_unseen,
             "history_ttl_s": args.history_ttl,
             "duration_s": args.duration,
             "client_loop": run_loop(loop_name()),
@@ -245,6 +284,17 @@ async def loop_name() -> str:
     return type(asyncio.get_running_loop()).__module__.split(".")[0]
 
 
+def median_ms(fn: Callable[[], object], repeats: int) -> float:
+    """Median wall time of ``fn()`` over ``repeats`` calls after one warm-up call, in ms."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - started)
+    return round(1e3 * statistics.median(times), 3)
+
+
 def profile_pieces(models_dir: Path, symbols: list[str], repeats: int = 200) -> list[dict]:
     """Median time of each step of one uncached prediction, in-process, per symbol."""
     from api.schemas import ForecastResponse
@@ -252,15 +302,7 @@ def profile_pieces(models_dir: Path, symbols: list[str], repeats: int = 200) -> 
     from ml.state_space.forecast import ServedModel
     from ml.state_space.registry import ModelRegistry
 
-    def median_ms(fn) -> float:
-        fn()
-        times = []
-        for _ in range(repeats):
-            started = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - started)
-        return round(1e3 * statistics.median(times), 3)
-
+    timed = functools.partial(median_ms, repeats=repeats)
     registry, rows = ModelRegistry(models_dir), []
     for symbol in symbols:
         started = time.perf_counter()
@@ -277,21 +319,49 @@ def profile_pieces(models_dir: Path, symbols: list[str], repeats: int = 200) -> 
             {
                 "symbol": symbol,
                 "model_load_s": round(load_s, 3),
-                "history_ms": median_ms(lambda s=symbol: load_history(s, offline=True)),
-                "features_ms": median_ms(lambda m=model, t=tail: m.engineer.transform(t)),
-                "normalise_ms": median_ms(lambda m=model, x=features: m.normalizer.transform(x)),
-                "inference_ms": median_ms(lambda m=model, w=window: m.infer_scaled(w)),
-                "fallback_ms": median_ms(
+                "history_ms": timed(lambda s=symbol: load_history(s, offline=True)),
+                "features_ms": timed(lambda m=model, t=tail: m.engineer.transform(t)),
+                "normalise_ms": timed(lambda m=model, x=features: m.normalizer.transform(x)),
+                "inference_ms": timed(lambda m=model, w=window: m.infer_scaled(w)),
+                "fallback_ms": timed(
                     lambda m=model, p=prices: m.fallback.predict_quantiles(p, p.index[-1:])
                 ),
-                "predict_total_ms": median_ms(
-                    lambda f=forecaster, p=prices, s=symbol: f.predict(p, s)
-                ),
-                "response_ms": median_ms(lambda f=forecast: ForecastResponse.from_forecast(f)),
-                "json_ms": median_ms(response.model_dump_json),
+                "predict_total_ms": timed(lambda f=forecaster, p=prices, s=symbol: f.predict(p, s)),
+                "response_ms": timed(lambda f=forecast: ForecastResponse.from_forecast(f)),
+                "json_ms": timed(response.model_dump_json),
             }
         )
     return rows
+
+
+def profile_unseen(models_dir: Path, symbols: list[str], rows: int, repeats: int = 20) -> list:
+    """Median time of each step of one unseen symbol's forecast, in-process, per symbol:
+    the network gated on the symbol's prices (features, windows, the gate on the
+    validation windows and both fallback fits), the fallback fit alone, the forecast."""
+    from ml.state_space.data.sources import load_history
+    from ml.state_space.forecast import UniverseNetwork
+    from ml.state_space.registry import SHARED_NAME, ModelRegistry
+
+    timed = functools.partial(median_ms, repeats=repeats)
+    shared = ModelRegistry(models_dir).shared().load_artifacts(SHARED_NAME)
+    universe = UniverseNetwork.from_artifacts(shared, {})
+    profile = []
+    for symbol in symbols:
+        prices = load_history(symbol, offline=True).iloc[-rows:].copy()
+        prices.attrs = {"source": "client"}  # as POSTed: no bundled symbol behind it
+        name = f"{symbol}-U"
+        served = universe.served_for(name, prices)
+        profile.append(
+            {
+                "symbol": name,
+                "rows": len(prices),
+                "gate_ms": timed(lambda p=prices, n=name: universe.served_for(n, p)),
+                "fallback_fit_ms": timed(lambda m=served.model, p=prices: m._new_fallback().fit(p)),
+                "predict_ms": timed(lambda f=served, p=prices, n=name: f.predict(p, n)),
+                "total_ms": timed(lambda p=prices, n=name: universe.predict(p, n)),
+            }
+        )
+    return profile
 
 
 def run_loop(coroutine):
@@ -346,7 +416,10 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    if args.profile:
+    if args.profile and args.post_unseen:
+        for row in profile_unseen(models_dir, symbols[:3], args.post_unseen):
+            print("profile", json.dumps(row))
+    elif args.profile:
         for row in profile_pieces(models_dir, symbols[:3]):
             print("profile", json.dumps(row))
     result = bench(args, models_dir, symbols)

@@ -65,6 +65,20 @@ def tiny_config():
 UNIVERSE_FITTED, UNIVERSE_UNSEEN = ("AAPL", "KO", "XOM"), "MSFT"
 
 
+def tiny_universe_config(**overrides) -> TrainingConfig:
+    """The universe network's configuration, tiny: one pooled network over OHLCV inputs
+    through one normaliser for all, sampled epochs, no refit."""
+    settings = {
+        "pooled": True,
+        "pooled_normalizer": "global",
+        "pooled_ohlcv": True,
+        "windows_per_epoch": 128,
+        "supervised_steps": 5,
+        "refit": False,
+    }
+    return tiny_training_config(**(settings | overrides))
+
+
 def universe_histories() -> dict[str, pd.DataFrame]:
     """Bundled OHLCV up to 2019 of the tiny universe's fitted symbols and its unseen one."""
     return {s: load_bundled(s).loc[:"2019-12-31"] for s in (*UNIVERSE_FITTED, UNIVERSE_UNSEEN)}
@@ -78,16 +92,8 @@ def universe_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from ml.state_space.registry import SHARED_NAME, ModelRegistry
     from ml.state_space.training.universe_trainer import train_universe
 
-    config = tiny_training_config(
-        pooled=True,
-        pooled_normalizer="global",
-        pooled_ohlcv=True,
-        windows_per_epoch=128,
-        supervised_steps=5,
-        refit=False,
-    )
     histories = universe_histories()
-    result = train_universe({s: histories[s] for s in UNIVERSE_FITTED}, config)
+    result = train_universe({s: histories[s] for s in UNIVERSE_FITTED}, tiny_universe_config())
     registry = ModelRegistry(tmp_path_factory.mktemp("universe") / "models")
     for member in result.members:
         registry.save(member.symbol, member.model_bytes, member.metadata, member.metrics)

@@ -23,7 +23,8 @@ SMALL = GBMTraining(gbm=GBMConfig(max_trees=20, min_data_in_leaf=200, learning_r
 def gbm_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("lgbm")
     histories = {s: load_history(s, offline=True, cache_dir=root / "no-cache") for s in SYMBOLS}
-    results, failures = train_global(histories, SMALL)
+    fitted = train_global(histories, SMALL)
+    results, failures = fitted.members, fitted.failures
     assert not failures
     registry = ModelRegistry(root / "models")
     for result in results:

@@ -25,7 +25,7 @@ from ml.state_space.models.mamba.layers import WindowStandardization
 from ml.state_space.models.mamba.model import build_model
 from ml.state_space.models.neural import NeuralForecaster
 from ml.state_space.models.pooled import PooledNeuralForecaster
-from tests.conftest import tiny_training_config
+from tests.conftest import tiny_training_config, tiny_universe_config
 
 FITTED, UNSEEN = ("AAPL", "KO", "XOM"), "MSFT"
 
@@ -125,15 +125,7 @@ def histories() -> dict[str, pd.DataFrame]:
 def universe(histories) -> PooledNeuralForecaster:
     """The universe network's configuration, tiny: OHLCV inputs, one normaliser for all,
     windows standardised on their own, sampled epochs."""
-    config = tiny_training_config(
-        pooled=True,
-        pooled_normalizer="global",
-        pooled_ohlcv=True,
-        windows_per_epoch=128,
-        supervised_steps=5,
-        refit=False,
-        model=replace(tiny_training_config().model, window_norm_rows=16),
-    )
+    config = tiny_universe_config(model=replace(tiny_training_config().model, window_norm_rows=16))
     fitted = {s: histories[s] for s in FITTED}
     return PooledNeuralForecaster(MambaForecaster, config).fit_many(fitted)
 
@@ -189,14 +181,7 @@ def test_a_series_own_normaliser_cannot_forecast_an_unseen_series(histories):
 
 def test_a_pooled_backtest_forecasts_held_out_symbols_and_skips_one_it_cannot(histories):
     model = replace(tiny_training_config().model, window_norm_rows=16)
-    training = tiny_training_config(
-        pooled=True,
-        pooled_normalizer="global",
-        pooled_ohlcv=True,
-        supervised_steps=5,
-        refit=False,
-        model=model,
-    )
+    training = tiny_universe_config(windows_per_epoch=None, model=model)
     config = BacktestConfig(years=(2019,), models=("mamba", "rw"), training=training)
     close_only = load_bundled("PG").loc[:"2019-12-31", ["close"]]  # no OHLCV to forecast from
     tests = {UNSEEN: histories[UNSEEN], "KO": histories["KO"], "PG": close_only}

@@ -25,7 +25,8 @@ SMALL = GBMTraining(
 @pytest.fixture(scope="module")
 def trained() -> tuple[dict[str, pd.DataFrame], list, dict]:
     histories = {"MR0": mean_reverting(0), "NOISE": iid(2), "SHORT": iid(3, n=300)}
-    results, failures = train_global(histories, SMALL)
+    fitted = train_global(histories, SMALL)
+    results, failures = fitted.members, fitted.failures
     return histories, results, failures
 
 

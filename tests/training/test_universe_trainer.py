@@ -3,6 +3,8 @@ stored once, and an unseen symbol forecast by the rebuilt network."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -97,3 +99,39 @@ def test_symbols_too_short_are_left_out_and_a_series_normaliser_is_refused(histo
     result = train_universe(short, tiny_training_config(pooled=True, pooled_normalizer="global"))
     assert result.members == [] and result.shared is None
     assert "rows" in str(result.failures["SHORT"])
+
+
+TINY_SETTINGS = {
+    "model.d_model": "16",
+    "model.n_layers": "1",
+    "model.d_state": "8",
+    "model.head_dim": "8",
+    "model.seq_len": "20",
+    "model.chunk_size": "10",
+    "model.horizons": "[1,5]",
+    "model.jit_compile": "false",
+    "epochs": "1",
+    "days": "700",
+    "windows_per_epoch": "128",
+    "supervised_steps": "5",
+}
+
+
+def test_the_command_trains_saves_and_reports_each_symbol(tmp_path, capsys):
+    from scripts.train_universe_model import main
+
+    sets = [arg for key, value in TINY_SETTINGS.items() for arg in ("--set", f"{key}={value}")]
+    argv = ["--symbols", "AAPL,KO,ZZZZ", "--offline", "--models-dir", str(tmp_path), *sets]
+    assert main(argv) == 0  # ZZZZ has no data: reported, the others trained
+    registry = ModelRegistry(tmp_path)
+    assert registry.symbols() == ["AAPL", "KO"]
+    assert registry.shared().load_metrics(SHARED_NAME)["symbols"] == ["AAPL", "KO"]
+    run = json.loads(next(registry.root.glob("runs/*.json")).read_text())
+    assert {o["symbol"]: o["status"] for o in run["outcomes"]} == {
+        "AAPL": "trained",
+        "KO": "trained",
+        "ZZZZ": "no_data",
+    }
+    assert main(["--set", "pooled_normalizer=series", "--models-dir", str(tmp_path)]) == 2
+    assert main(["--set", "nonsense=1", "--models-dir", str(tmp_path)]) == 2
+    assert "no such setting" in capsys.readouterr().err

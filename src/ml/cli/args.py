@@ -24,6 +24,18 @@ def parse_setting(text: str) -> tuple[str, object]:
         return key.strip(), raw
 
 
+def add_set_argument(parser: argparse.ArgumentParser, help_text: str) -> None:
+    """``--set KEY=VALUE``: repeatable, the value as JSON (:func:`parse_setting`)."""
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        type=parse_setting,
+        help=help_text,
+    )
+
+
 def apply_settings(
     sections: dict[str, dict[str, Any]], settings: Iterable[tuple[str, object]]
 ) -> None:

@@ -46,7 +46,12 @@ from ml.state_space.models.baselines import check_horizons, check_quantiles, req
 from ml.state_space.models.card import ModelCard
 from ml.state_space.models.fallback import Fallback, fallback_from_dict
 from ml.state_space.models.garch import DriftGarchFHS
-from ml.state_space.models.postprocess import QuantileCorrection, blend_weight, monotone_bands
+from ml.state_space.models.postprocess import (
+    QuantileCorrection,
+    ValidationBlock,
+    fit_gate,
+    monotone_bands,
+)
 from ml.state_space.models.servable import InsufficientHistoryError, Servable, Variant
 
 __all__ = ["GBMConfig", "GBMSeriesForecaster", "GlobalQuantileGBM"]
@@ -356,18 +361,19 @@ class GlobalQuantileGBM:
         the prices up to the series' first validation origin, tested on its validation
         rows ``blocks`` (one per horizon; ``postprocess.blend_weight``), and the fallback
         refitted on all its prices (the served one)."""
-        levels = np.asarray(self.quantiles)
         first_origin = min(int(block.positions.min(initial=len(prices))) for block in blocks)
         fallback = DriftGarchFHS(self.horizons, self.quantiles).fit(prices.iloc[: first_origin + 1])
-        weights = np.zeros(len(self.horizons))
+        validation: list[ValidationBlock | None] = []
         for h, (horizon, block) in enumerate(zip(self.horizons, blocks, strict=True)):
             stopped = [self.stopped_.get((horizon, q)) for q in self.quantiles]
             if len(block.targets) == 0 or None in stopped:
-                continue  # nothing to validate on: the fallback is served
+                validation.append(None)  # nothing to validate on: the fallback is served
+                continue
             z = np.sort(np.stack([b.predict(block.inputs) for b in stopped], axis=-1), axis=-1)
             origins = prices.index[block.positions]
             baseline = fallback.predict_quantiles(prices, origins)[:, h] / block.scale[:, None]
-            weights[h] = blend_weight(z, block.targets, baseline, levels, horizon)
+            validation.append((z, block.targets, baseline))
+        weights = np.asarray(fit_gate(validation, self.quantiles, self.horizons).blend_weight)
         served = DriftGarchFHS(self.horizons, self.quantiles).fit(prices)
         return _Gate(weights, served)
 
@@ -503,9 +509,6 @@ class GBMSeriesForecaster(Servable):
     def history_rows(self) -> int:
         return self.model.history_rows
 
-    def model_weights(self) -> dict[int, float]:
-        return dict(zip(self.horizons, self.correction.blend_weight, strict=True))
-
     def predict_quantiles(self, prices: pd.DataFrame, origins: pd.DatetimeIndex) -> np.ndarray:
         """(n_origins, H, Q) log-return quantiles; origin ``t`` uses rows ``<= t`` only."""
         return self.predict_variants(prices, origins)["trained"]
@@ -519,13 +522,7 @@ class GBMSeriesForecaster(Servable):
         except ValueError as error:  # too short, non-positive prices, non-finite features
             symbol = self.symbol or "series"
             raise InsufficientHistoryError(f"{symbol}: unusable price history: {error}") from error
-        baseline = self.fallback.predict_quantiles(prices, origins)
-        trained = self.correction.apply(z, baseline / scale[:, :, None]) * scale[:, :, None]
-        return {
-            "trained": monotone_bands(trained, self.quantiles, self.horizons),
-            "model": monotone_bands(z * scale[:, :, None], self.quantiles, self.horizons),
-            "baseline": baseline,
-        }
+        return self.gated(z * scale[:, :, None], scale, prices, origins, model_z=z)
 
     def to_bytes(self) -> bytes:
         """The global model's trees (the series' weights and fallback travel on the card)."""

@@ -77,7 +77,6 @@ from ml.state_space.models.mamba.model import MambaConfig
 from ml.state_space.models.postprocess import (
     QuantileCorrection,
     fit_correction,
-    monotone_bands,
 )
 from ml.state_space.models.servable import (
     InsufficientHistoryError,
@@ -383,27 +382,13 @@ class NeuralForecaster(Servable):
         steps = np.arange(-self.config.model.seq_len + 1, 1)
         windows = normalised[last_rows[:, None] + steps]  # (n, L, F)
         network = self._network_returns(windows, prices, positions)
-        baseline = self.fallback.predict_quantiles(prices, origins)
-        trained = network
-        if self.correction is not None:
-            scale = horizon_volatility(prices, positions, self.horizons)[:, :, None]
-            trained = self.correction.apply(network / scale, baseline / scale) * scale
-        return {
-            "trained": monotone_bands(trained, self.quantiles, self.horizons),
-            "model": monotone_bands(network, self.quantiles, self.horizons),
-            "baseline": baseline,
-        }
+        scale = horizon_volatility(prices, positions, self.horizons)
+        return self.gated(network, scale, prices, origins)
 
     @property
     def network_served(self) -> bool:
         """Whether the network has a share in the served forecast of any horizon."""
         return self.correction is None or max(self.correction.blend_weight) > 0
-
-    def model_weights(self) -> dict[int, float]:
-        """The network's share per horizon after the validation blend ({} without one)."""
-        if self.correction is None:
-            return {}
-        return dict(zip(self.horizons, self.correction.blend_weight, strict=True))
 
     def _network_returns(
         self, windows: np.ndarray, prices: pd.DataFrame, positions: np.ndarray

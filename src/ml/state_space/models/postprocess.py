@@ -91,6 +91,25 @@ def blend_weight(
     return float(BLEND_GRID[best]) if significant else 0.0
 
 
+#: One horizon's validation windows in z units, in time order: the model's (n, Q)
+#: quantiles, the (n,) outcomes and the baseline's (n, Q) quantiles.
+ValidationBlock = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+def fit_gate(
+    blocks: Sequence[ValidationBlock | None], levels: Sequence[float], horizons: Sequence[int]
+) -> QuantileCorrection:
+    """The gate of every family (the networks' and LightGBM's): per horizon, the blend
+    weight its validation block supports (:func:`blend_weight`); 0, the baseline alone,
+    for a horizon with no block or an empty one."""
+    levels_arr = np.asarray(levels, dtype=np.float64)
+    weights = tuple(
+        0.0 if block is None or len(block[1]) == 0 else blend_weight(*block, levels_arr, horizon)
+        for block, horizon in zip(blocks, horizons, strict=True)
+    )
+    return QuantileCorrection(weights, ((0.0,) * len(levels_arr),) * len(weights))
+
+
 def fit_correction(
     quantiles_z: np.ndarray,
     outcomes_z: np.ndarray,
@@ -98,14 +117,11 @@ def fit_correction(
     levels: Sequence[float],
     horizons: Sequence[int],
 ) -> QuantileCorrection:
-    """Fit the blend on validation forecasts of the network and the baseline (n, H, Q)
-    and outcomes (n, H), z units, in time order (the blend's significance test needs it)."""
-    levels_arr = np.asarray(levels, dtype=np.float64)
-    weights = tuple(
-        blend_weight(quantiles_z[:, h], outcomes_z[:, h], baseline_z[:, h], levels_arr, horizon)
-        for h, horizon in enumerate(horizons)
-    )
-    return QuantileCorrection(weights, ((0.0,) * len(levels_arr),) * len(weights))
+    """:func:`fit_gate` on validation forecasts of the network and the baseline (n, H, Q)
+    and outcomes (n, H) at the same origins, z units, in time order (the blend's
+    significance test needs it)."""
+    blocks = [(quantiles_z[:, h], outcomes_z[:, h], baseline_z[:, h]) for h in range(len(horizons))]
+    return fit_gate(blocks, levels, horizons)
 
 
 def monotone_bands(

@@ -4,8 +4,9 @@ A served forecaster (the networks, :class:`~ml.state_space.models.neural.NeuralF
 and the gated LightGBM, :class:`~ml.state_space.models.gbm.GBMSeriesForecaster`) computes
 three :data:`Variant` forecasts from one pass: what it was trained and backtested to serve
 (its model blended with its fallback by the validation weights), the model alone, and the
-fallback alone. :class:`Servable` turns them into the one-row-per-horizon frame that the
-service returns, so the families cannot drift apart in dates, prices or labels.
+fallback alone. :meth:`Servable.gated` is that gate, the one both families serve through;
+:class:`Servable` turns the variants into the one-row-per-horizon frame that the service
+returns, so the families cannot drift apart in dates, prices or labels.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ml.state_space.data.calendar import add_trading_days
+from ml.state_space.models.postprocess import QuantileCorrection, monotone_bands
 
 if TYPE_CHECKING:
     from ml.state_space.models.card import ModelCard
@@ -43,6 +45,7 @@ class Servable:
     quantiles: tuple[float, ...]
     card: ModelCard | None
     fallback: Fallback | None
+    correction: QuantileCorrection | None  # the gate: the validation blend's weights
 
     def predict_variants(
         self, prices: pd.DataFrame, origins: pd.DatetimeIndex
@@ -50,9 +53,36 @@ class Servable:
         """Every variant's (n_origins, H, Q) log-return quantiles, from one pass."""
         raise NotImplementedError
 
+    def gated(
+        self,
+        model: np.ndarray,
+        scale: np.ndarray,
+        prices: pd.DataFrame,
+        origins: pd.DatetimeIndex,
+        model_z: np.ndarray | None = None,
+    ) -> dict[Variant, np.ndarray]:
+        """Every variant of the model's (n, H, Q) log-return quantiles ``model`` at
+        ``origins`` of ``prices``: blended with the fallback by :attr:`correction` in units
+        of ``scale`` (n, H), the random walk's h-day std (``model_z``: the model in those
+        units, if it has them exactly), the model alone, the fallback alone; bands made
+        monotone in the horizon. Without a correction the model is served alone."""
+        baseline = self.fallback.predict_quantiles(prices, origins)
+        trained = model
+        if self.correction is not None:
+            scale = scale[:, :, None]
+            z = model / scale if model_z is None else model_z
+            trained = self.correction.apply(z, baseline / scale) * scale
+        return {
+            "trained": monotone_bands(trained, self.quantiles, self.horizons),
+            "model": monotone_bands(model, self.quantiles, self.horizons),
+            "baseline": baseline,
+        }
+
     def model_weights(self) -> dict[int, float]:
         """The model's share per horizon after the validation blend ({} without one)."""
-        raise NotImplementedError
+        if self.correction is None:
+            return {}
+        return dict(zip(self.horizons, self.correction.blend_weight, strict=True))
 
     @property
     def history_rows(self) -> int:

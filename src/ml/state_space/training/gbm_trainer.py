@@ -31,7 +31,12 @@ from ml.state_space.models.card import (
 from ml.state_space.models.fallback import fallback_min_rows, fallback_to_dict
 from ml.state_space.models.gbm import GBMConfig, GlobalQuantileGBM
 from ml.state_space.models.neural import data_window, span
-from ml.state_space.training.trainer import TrainingResult, holdout, score_test_block
+from ml.state_space.training.trainer import (
+    GlobalResult,
+    TrainingResult,
+    holdout,
+    score_test_block,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -66,11 +71,9 @@ class GBMTraining:
         return int(fit_rows / (1 - self.test_fraction)) + max(self.horizons) + 1
 
 
-def train_global(
-    histories: Mapping[str, pd.DataFrame], training: GBMTraining
-) -> tuple[list[TrainingResult], dict[str, Exception]]:
-    """Fit, score and package the global model of ``histories``; returns one result per
-    usable symbol and the reason each other symbol was left out."""
+def train_global(histories: Mapping[str, pd.DataFrame], training: GBMTraining) -> GlobalResult:
+    """Fit, score and package the global model of ``histories``: one result per usable
+    symbol and the reason each other symbol was left out."""
     started = time.perf_counter()
     usable: dict[str, tuple[pd.DataFrame, QualityReport]] = {}
     failures: dict[str, Exception] = {}
@@ -81,7 +84,7 @@ def train_global(
             logger.error("%s left out: %s", symbol, error)
             failures[symbol] = error
     if not usable:
-        return [], failures
+        return GlobalResult([], failures)
     held_out = {
         symbol: holdout(prices, training.test_fraction, max(training.horizons))
         for symbol, (prices, _) in usable.items()
@@ -112,7 +115,7 @@ def train_global(
             "test_forecasts": table,
         }
         results.append(TrainingResult(symbol, model_bytes, card.to_dict(), metrics))
-    return results, failures
+    return GlobalResult(results, failures)
 
 
 def _tree_counts(model: GlobalQuantileGBM) -> dict[str, int]:

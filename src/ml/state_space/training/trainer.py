@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,17 @@ class TrainingResult:
     model_bytes: bytes
     metadata: dict[str, Any]
     metrics: dict[str, Any]
+
+
+@dataclass
+class GlobalResult:
+    """What a job fitting every symbol at once hands back: one version per fitted symbol,
+    the family's shared model if it has one (``ModelRegistry.shared``), and the symbols
+    left out with their reasons."""
+
+    members: list[TrainingResult]
+    failures: dict[str, Exception] = field(default_factory=dict)
+    shared: TrainingResult | None = None
 
 
 def holdout(

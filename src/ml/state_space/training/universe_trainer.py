@@ -16,20 +16,25 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from statistics import median
 
 import pandas as pd
 
 from ml.state_space.data.quality import DataQualityError, validate_price_data
-from ml.state_space.engine.loop import best_epoch
+from ml.state_space.engine.loop import EpochCallback, best_epoch
 from ml.state_space.models.config import TrainingConfig
 from ml.state_space.models.mamba.forecaster import MambaForecaster
 from ml.state_space.models.neural import span
 from ml.state_space.models.pooled import PooledNeuralForecaster
 from ml.state_space.registry import SHARED_NAME
-from ml.state_space.training.trainer import TrainingResult, holdout, score_test_block
+from ml.state_space.training.trainer import (
+    GlobalResult,
+    TrainingResult,
+    holdout,
+    score_test_block,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -44,35 +49,26 @@ UNIVERSE_TRAINING = TrainingConfig(
 )
 
 
-@dataclass
-class UniverseResult:
-    """One version per fitted symbol, the shared network's version, and the symbols left
-    out with their reasons."""
-
-    members: list[TrainingResult]
-    shared: TrainingResult | None
-    failures: dict[str, Exception] = field(default_factory=dict)
-
-
 def train_universe(
     histories: Mapping[str, pd.DataFrame],
     config: TrainingConfig = UNIVERSE_TRAINING,
     work_dir: str | Path | None = None,
-) -> UniverseResult:
-    """Fit, score and package the universe network of ``histories``."""
-    if not (config.pooled and config.pooled_normalizer == "global") or config.pooled_fine_tune:
-        raise ValueError(
-            "the universe network is one pooled network with one global normaliser: "
-            "pooled=True, pooled_normalizer='global', no pooled_fine_tune"
-        )
+    on_epoch: EpochCallback | None = None,
+) -> GlobalResult:
+    """Fit, score and package the universe network of ``histories``; ``on_epoch`` hears
+    each epoch of both fits."""
+    check_universe_config(config)
     started = time.perf_counter()
     usable, failures = _usable(histories, config)
     if not usable:
-        return UniverseResult([], None, failures)
+        return GlobalResult([], failures)
     longest = max(config.model.horizons)
     held_out = {s: holdout(prices, config.test_fraction, longest) for s, prices in usable.items()}
     tested = PooledNeuralForecaster(MambaForecaster, config).fit_many(
-        {s: fit for s, (fit, _) in held_out.items()}, work_dir=work_dir, refit=False
+        {s: fit for s, (fit, _) in held_out.items()},
+        work_dir=work_dir,
+        on_epoch=on_epoch,
+        refit=False,
     )
     logger.info("universe: fitted before the test blocks in %.0f s", time.perf_counter() - started)
     scored = {}  # before any refit: the tested network has seen none of the test blocks
@@ -84,7 +80,7 @@ def train_universe(
             *score_test_block(usable[symbol], fit_prices, origins, quantiles, member),
         )
     failures |= {s: ValueError(reason) for s, reason in tested.skipped.items()}
-    served = _served(tested, usable, config, work_dir)
+    served = _served(tested, usable, config, work_dir, on_epoch)
     failures |= {s: ValueError(reason) for s, reason in served.skipped.items()}
     seconds = time.perf_counter() - started
     network_bytes = served.shared_bytes()
@@ -123,7 +119,16 @@ def train_universe(
     }
     shared = TrainingResult(SHARED_NAME, network_bytes, shared_card.to_dict(), shared_metrics)
     logger.info("universe: %d symbols fitted, scored and served in %.0f s", len(members), seconds)
-    return UniverseResult(members, shared, failures)
+    return GlobalResult(members, failures, shared)
+
+
+def check_universe_config(config: TrainingConfig) -> None:
+    """ValueError unless ``config`` fits a network that forecasts any symbol."""
+    if not (config.pooled and config.pooled_normalizer == "global") or config.pooled_fine_tune:
+        raise ValueError(
+            "the universe network is one pooled network with one global normaliser: "
+            "pooled=True, pooled_normalizer='global', no pooled_fine_tune"
+        )
 
 
 def _usable(
@@ -150,13 +155,14 @@ def _served(
     histories: Mapping[str, pd.DataFrame],
     config: TrainingConfig,
     work_dir: str | Path | None,
+    on_epoch: EpochCallback | None,
 ) -> PooledNeuralForecaster:
     """The network served from now on: the tested one retrained on every window for its
     best epochs (``config.refit``), or a fresh early-stopped fit on every price."""
     if config.refit:
         return tested.refit(histories)
     return PooledNeuralForecaster(MambaForecaster, config).fit_many(
-        histories, work_dir=work_dir, refit=False
+        histories, work_dir=work_dir, on_epoch=on_epoch, refit=False
     )
 
 
