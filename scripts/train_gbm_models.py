@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     training = GBMTraining(seed=args.seed)
     return global_training.run(
         args,
-        lambda prices, _: train_global(prices, training),
+        lambda prices: train_global(prices, training),
         training.model().to_dict(),
         training.horizons,
     )

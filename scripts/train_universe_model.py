@@ -54,7 +54,6 @@ def log_epoch(name: str, record: dict) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     from ml.state_space.models.config import TrainingConfig
-    from ml.state_space.registry import SHARED_NAME
     from ml.state_space.training.universe_trainer import (
         UNIVERSE_TRAINING,
         check_universe_config,
@@ -74,11 +73,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
 
-    def fit(prices, registry):
-        work_dir = registry.root / "checkpoints" / SHARED_NAME
-        return train_universe(prices, config, work_dir, log_epoch)
-
-    return global_training.run(args, fit, config.to_dict(), config.model.horizons)
+    return global_training.run(
+        args,
+        lambda prices: train_universe(prices, config, log_epoch),
+        config.to_dict(),
+        config.model.horizons,
+    )
 
 
 if __name__ == "__main__":

@@ -152,6 +152,8 @@ def test_the_universe_network_forecasts_a_series_it_never_saw(universe, historie
     forecast = unseen.predict_quantiles(prices, origins)
     assert forecast.shape == (30, 2, 3) and np.isfinite(forecast).all()
     assert (np.diff(forecast, axis=-1) >= 0).all()
+    frame = unseen.predict(prices)  # the notebook API: any price frame
+    assert list(frame.index) == [1, 5] and frame.attrs["symbol"] == UNSEEN
     loaded = NeuralForecaster.from_bytes(unseen.to_bytes(), card)
     np.testing.assert_allclose(loaded.predict_quantiles(prices, origins), forecast, rtol=1e-5)
 

@@ -25,11 +25,10 @@ from ml.cli.args import positive_int, writable_directory
 if TYPE_CHECKING:
     import pandas as pd
 
-    from ml.state_space.registry import ModelRegistry
     from ml.state_space.training.trainer import GlobalResult
 
-#: Fit the usable histories into a registry root (it may keep checkpoints there).
-Fit = Callable[["dict[str, pd.DataFrame]", "ModelRegistry"], "GlobalResult"]
+#: Fit the usable histories of the run.
+Fit = Callable[["dict[str, pd.DataFrame]"], "GlobalResult"]
 
 
 def add_arguments(parser: argparse.ArgumentParser, default_symbols: str, default_dir: Path) -> None:
@@ -81,7 +80,7 @@ def run(
         if isinstance(history, Exception)
     }
     prices = {s: h for s, h in histories.items() if s not in outcomes}
-    result = fit(prices, registry) if prices else None
+    result = fit(prices) if prices else None
     for symbol, error in (result.failures if result else {}).items():
         outcomes[symbol] = SymbolOutcome(symbol, "bad_data", f"{type(error).__name__}: {error}")
     for member in result.members if result else []:

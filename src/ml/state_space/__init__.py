@@ -30,10 +30,13 @@ from ml.state_space.models.mamba import layers as _layers  # noqa: F401  (Keras 
 from ml.state_space.models.mamba.forecaster import MambaForecaster
 from ml.state_space.models.mamba.model import MambaConfig
 from ml.state_space.models.neural import NeuralForecaster
+from ml.state_space.models.pooled import PooledNeuralForecaster
 from ml.state_space.registry import ModelRegistry
 from ml.state_space.significance import diebold_mariano
+from ml.state_space.training.universe_trainer import UNIVERSE_TRAINING
 
 __all__ = [
+    "UNIVERSE_TRAINING",
     "BacktestConfig",
     "DataUnavailableError",
     "Drift",
@@ -46,6 +49,7 @@ __all__ = [
     "ModelCard",
     "ModelRegistry",
     "NeuralForecaster",
+    "PooledNeuralForecaster",
     "RandomWalk",
     "TimeSeriesFeatureEngineer",
     "TrainingConfig",

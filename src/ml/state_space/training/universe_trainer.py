@@ -17,7 +17,6 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import replace
-from pathlib import Path
 from statistics import median
 
 import pandas as pd
@@ -52,11 +51,11 @@ UNIVERSE_TRAINING = TrainingConfig(
 def train_universe(
     histories: Mapping[str, pd.DataFrame],
     config: TrainingConfig = UNIVERSE_TRAINING,
-    work_dir: str | Path | None = None,
     on_epoch: EpochCallback | None = None,
 ) -> GlobalResult:
     """Fit, score and package the universe network of ``histories``; ``on_epoch`` hears
-    each epoch of both fits."""
+    each epoch of both fits. Each fit keeps its checkpoints in a temporary directory of
+    its own (a fit's scratch state must not reach the next fit)."""
     check_universe_config(config)
     started = time.perf_counter()
     usable, failures = _usable(histories, config)
@@ -65,10 +64,7 @@ def train_universe(
     longest = max(config.model.horizons)
     held_out = {s: holdout(prices, config.test_fraction, longest) for s, prices in usable.items()}
     tested = PooledNeuralForecaster(MambaForecaster, config).fit_many(
-        {s: fit for s, (fit, _) in held_out.items()},
-        work_dir=work_dir,
-        on_epoch=on_epoch,
-        refit=False,
+        {s: fit for s, (fit, _) in held_out.items()}, on_epoch=on_epoch, refit=False
     )
     logger.info("universe: fitted before the test blocks in %.0f s", time.perf_counter() - started)
     scored = {}  # before any refit: the tested network has seen none of the test blocks
@@ -80,7 +76,7 @@ def train_universe(
             *score_test_block(usable[symbol], fit_prices, origins, quantiles, member),
         )
     failures |= {s: ValueError(reason) for s, reason in tested.skipped.items()}
-    served = _served(tested, usable, config, work_dir, on_epoch)
+    served = _served(tested, usable, config, on_epoch)
     failures |= {s: ValueError(reason) for s, reason in served.skipped.items()}
     seconds = time.perf_counter() - started
     network_bytes = served.shared_bytes()
@@ -154,7 +150,6 @@ def _served(
     tested: PooledNeuralForecaster,
     histories: Mapping[str, pd.DataFrame],
     config: TrainingConfig,
-    work_dir: str | Path | None,
     on_epoch: EpochCallback | None,
 ) -> PooledNeuralForecaster:
     """The network served from now on: the tested one retrained on every window for its
@@ -162,7 +157,7 @@ def _served(
     if config.refit:
         return tested.refit(histories)
     return PooledNeuralForecaster(MambaForecaster, config).fit_many(
-        histories, work_dir=work_dir, on_epoch=on_epoch, refit=False
+        histories, on_epoch=on_epoch, refit=False
     )
 
 
