@@ -10,6 +10,7 @@ requests load a model once.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
@@ -18,6 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import keras
 
 from api.metrics import ApiMetrics
 from ml.state_space.data.symbols import validate_symbol
@@ -36,6 +39,13 @@ Fingerprint = tuple[int, ...]
 Loaded = ServedModel | UniverseNetwork
 Loader = Callable[[ModelArtifacts, dict[str, Any], dict[str, Any] | None, UnskilledPolicy], Loaded]
 _KERAS_LOCK = threading.Lock()  # Keras deserialisation uses process-global state
+# Every variable a load creates leaves a kernel in TensorFlow's eager kernel cache (~33 KB
+# each, ~300 KB a Mamba network), never freed: every CLEAR_EVERY_LOADS loads the cache is
+# cleared (keras.utils.clear_session), so reloads do not grow the service. A clear costs
+# the next forecasts their kernels again (~150 ms once), so it is not done on every load
+# (docs/PERFORMANCE.md, memory across model reloads). 0: never.
+CLEAR_EVERY_LOADS = 16
+_LOADS = itertools.count(1)
 
 
 @dataclass(frozen=True)
@@ -131,6 +141,8 @@ class ModelCache:
             test_skill = self._test_skill(symbol, artifacts.metadata)
             with _KERAS_LOCK:
                 forecaster = self._served(artifacts, test_skill)
+                if CLEAR_EVERY_LOADS and next(_LOADS) % CLEAR_EVERY_LOADS == 0:
+                    keras.utils.clear_session(free_memory=False)
         except Exception:
             self.metrics.model_loads.labels("error").inc()
             raise

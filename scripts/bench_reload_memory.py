@@ -35,6 +35,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--models-dir", default="models/mamba")
     parser.add_argument("--reloads", type=positive_int, default=200)
     parser.add_argument("--cache-size", type=positive_int, default=2)
+    parser.add_argument(
+        "--clear-every",
+        type=int,
+        help="loads between clears of TensorFlow's kernel cache (0: never; default: the "
+        "service's, api.model_cache.CLEAR_EVERY_LOADS)",
+    )
     return parser.parse_args(argv)
 
 
@@ -42,9 +48,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     sys.path.insert(0, str(ROOT))
+    from api import model_cache
     from api.metrics import ApiMetrics
     from api.service import PredictionService
     from api.settings import Settings
+
+    if args.clear_every is not None:
+        model_cache.CLEAR_EVERY_LOADS = args.clear_every
 
     settings = Settings(models_dir=args.models_dir, offline=True, model_cache_size=args.cache_size)
     service = PredictionService(settings, ApiMetrics())
@@ -86,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         "rss_after_warmup_mib": round(baseline / MIB, 1),
         "rss_growth_mib": round(grown, 1),
         "ms_per_load": round(seconds / args.reloads * 1e3, 1),
+        "clear_every_loads": model_cache.CLEAR_EVERY_LOADS,
     }
     print(json.dumps(result))
     return 0

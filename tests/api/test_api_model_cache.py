@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 from concurrent.futures import ThreadPoolExecutor
 
+import keras
 from fastapi.testclient import TestClient
 
+from api import model_cache
 from ml.state_space.registry import ModelRegistry
 
 
@@ -102,3 +105,23 @@ def test_history_is_reused_for_its_ttl_only(make_app) -> None:
         second = client.get("/predict/AAPL").json()
         assert history_hits(client) == 0
         assert first == second, "recomputing from the same prices gives the same forecast"
+
+
+def test_the_kernel_cache_is_cleared_every_few_loads_and_models_keep_serving(
+    make_app, monkeypatch
+) -> None:
+    clears = []
+    clear_session = keras.utils.clear_session
+    monkeypatch.setattr(model_cache, "CLEAR_EVERY_LOADS", 2)
+    monkeypatch.setattr(model_cache, "_LOADS", itertools.count(1))
+    monkeypatch.setattr(
+        model_cache.keras.utils,
+        "clear_session",
+        lambda **kwargs: clears.append(kwargs) or clear_session(**kwargs),
+    )
+    with TestClient(make_app(model_cache_size=1, history_ttl_s=0)) as client:
+        first = client.get("/predict/AAPL").json()  # load 1
+        client.get("/predict/%5EGSPC")  # load 2: a clear
+        again = client.get("/predict/AAPL").json()  # load 3, after the clear
+    assert len(clears) == 1 and clears[0] == {"free_memory": False}
+    assert again["horizons"] == first["horizons"]
