@@ -18,6 +18,7 @@ from tests.conftest import (
     UNIVERSE_FITTED,
     UNIVERSE_UNSEEN,
     tiny_training_config,
+    tiny_universe_config,
     universe_histories,
 )
 
@@ -135,3 +136,17 @@ def test_the_command_trains_saves_and_reports_each_symbol(tmp_path, capsys):
     assert main(["--set", "pooled_normalizer=series", "--models-dir", str(tmp_path)]) == 2
     assert main(["--set", "nonsense=1", "--models-dir", str(tmp_path)]) == 2
     assert "no such setting" in capsys.readouterr().err
+
+
+def test_with_a_refit_the_tested_network_is_retrained_on_every_price(histories):
+    fitted = {s: histories[s].iloc[-700:] for s in UNIVERSE_FITTED[:2]}
+    result = train_universe(fitted, tiny_universe_config(refit=True))
+    assert [m.symbol for m in result.members] == list(UNIVERSE_FITTED[:2])
+    served = any(w > 0 for m in result.members for w in m.metrics["model_weight"].values())
+    for member in result.members:
+        # retrained for the best epochs where the network serves any stock; else (as a
+        # per-symbol refit) only the fallbacks are refitted, on every price
+        expected = member.metrics["best_epoch"] if served else None
+        assert member.metrics["refit_epochs"] == expected
+        last = str(fitted[member.symbol].index[-1].date())
+        assert member.metadata["data"]["last_date"] == last

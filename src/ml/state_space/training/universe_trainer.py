@@ -67,16 +67,15 @@ def train_universe(
         {s: fit for s, (fit, _) in held_out.items()}, on_epoch=on_epoch, refit=False
     )
     logger.info("universe: fitted before the test blocks in %.0f s", time.perf_counter() - started)
-    scored = {}  # before any refit: the tested network has seen none of the test blocks
-    for symbol, member in tested.members.items():
-        fit_prices, origins = held_out[symbol]
-        quantiles = member.predict_quantiles(usable[symbol], origins)
-        scored[symbol] = (
-            origins,
-            *score_test_block(usable[symbol], fit_prices, origins, quantiles, member),
-        )
+    scored = _scored(tested, held_out, usable)  # before any refit: no test block seen
     failures |= {s: ValueError(reason) for s, reason in tested.skipped.items()}
-    served = _served(tested, usable, config, on_epoch)
+    if config.refit:  # the tested network retrained on every window for its best epochs
+        served = tested.refit(usable)
+    else:  # a fresh early-stopped fit on every price; the first fit's windows freed first
+        del tested
+        served = PooledNeuralForecaster(MambaForecaster, config).fit_many(
+            usable, on_epoch=on_epoch, refit=False
+        )
     failures |= {s: ValueError(reason) for s, reason in served.skipped.items()}
     seconds = time.perf_counter() - started
     network_bytes = served.shared_bytes()
@@ -146,19 +145,19 @@ def _usable(
     return usable, failures
 
 
-def _served(
+def _scored(
     tested: PooledNeuralForecaster,
+    held_out: Mapping[str, tuple[pd.DataFrame, pd.DatetimeIndex]],
     histories: Mapping[str, pd.DataFrame],
-    config: TrainingConfig,
-    on_epoch: EpochCallback | None,
-) -> PooledNeuralForecaster:
-    """The network served from now on: the tested one retrained on every window for its
-    best epochs (``config.refit``), or a fresh early-stopped fit on every price."""
-    if config.refit:
-        return tested.refit(histories)
-    return PooledNeuralForecaster(MambaForecaster, config).fit_many(
-        histories, on_epoch=on_epoch, refit=False
-    )
+) -> dict[str, tuple[pd.DatetimeIndex, dict, dict]]:
+    """Per fitted symbol: its test origins, test metrics and forecast table."""
+    scored = {}
+    for symbol, member in tested.members.items():
+        fit_prices, origins = held_out[symbol]
+        quantiles = member.predict_quantiles(histories[symbol], origins)
+        test, table = score_test_block(histories[symbol], fit_prices, origins, quantiles, member)
+        scored[symbol] = origins, test, table
+    return scored
 
 
 def _median_test(members: list[TrainingResult]) -> dict[str, dict[str, float | int]]:
