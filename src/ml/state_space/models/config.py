@@ -59,8 +59,8 @@ class TrainingConfig:
     pooled_normalizer: str = "series"
     # a pooled network's second stage: each series' network fine-tuned from it (an
     # early-stopped fit on the series' own windows, starting from the pooled weights, at
-    # the learning rate of the pooled fit's best epoch), then gated on its own; needs
-    # inputs normalised per series or per window (a series' own fit normalises its own)
+    # the learning rate of the pooled fit's best epoch, on the pooled network's global
+    # normaliser and target scale where it has them), then gated on its own
     pooled_fine_tune: bool = False
     # a pooled network's inputs: the close-only features (every series has them), or the
     # OHLC and volume ones too (a series without those columns is left out of the fit)
@@ -87,13 +87,8 @@ class TrainingConfig:
             )
         if self.fallback not in FALLBACK_NAMES:
             raise ValueError(f"fallback={self.fallback!r}; expected one of {FALLBACK_NAMES}")
-        per_series_inputs = self.pooled_normalizer == "series" or self.model.window_norm_rows
-        if self.pooled_fine_tune and not (self.pooled and per_series_inputs):
-            raise ValueError(
-                "pooled_fine_tune fine-tunes a pooled network (pooled=True) whose inputs "
-                "are normalised as a series' own fit's are: per series "
-                "(pooled_normalizer='series') or per window (model.window_norm_rows)"
-            )
+        if self.pooled_fine_tune and not self.pooled:
+            raise ValueError("pooled_fine_tune fine-tunes a pooled network: set pooled=True")
         if self.pooled_normalizer not in POOLED_NORMALIZERS:
             raise ValueError(
                 f"pooled_normalizer={self.pooled_normalizer!r}; expected one of "

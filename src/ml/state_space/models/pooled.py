@@ -34,7 +34,7 @@ Such a network is stored once for all series (:meth:`PooledNeuralForecaster.shar
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Self
@@ -97,12 +97,14 @@ class PooledNeuralForecaster:
         work_dir: str | Path | None = None,
         on_epoch: EpochCallback | None = None,
         refit: bool | None = None,
+        fine_tune: Collection[str] | None = None,
     ) -> Self:
         """Fit one network on every usable series of ``histories`` (a series whose prices
         fail the data checks is left out and listed in :attr:`skipped`), then, if
         ``refit`` (default ``config.refit``), :meth:`refit` it on all of them (or, with
-        ``config.pooled_fine_tune``, :meth:`fine_tune` it for each of them). ``work_dir``
-        keeps the fit's checkpoints and resume state. ValueError if no series is usable."""
+        ``config.pooled_fine_tune``, :meth:`fine_tune` it for the series of ``fine_tune``,
+        default every fitted one). ``work_dir`` keeps the fit's checkpoints and resume
+        state. ValueError if no series is usable."""
         config = self.config
         set_random_seed(config.seed)
         members, series = self._prepare(histories)
@@ -129,7 +131,9 @@ class PooledNeuralForecaster:
             sum(member.network_served for member in members.values()),
         )
         if config.pooled_fine_tune:
-            return self.fine_tune(histories, refit=refit)
+            for symbol, member in members.items():
+                member.fit_fallback(series[symbol].prices)
+            return self.fine_tune(histories, fine_tune, refit=refit)
         if config.refit if refit is None else refit:
             self.refit(histories)
         else:
@@ -138,37 +142,53 @@ class PooledNeuralForecaster:
         return self
 
     def fine_tune(
-        self, histories: Mapping[str, pd.DataFrame], *, refit: bool | None = None
+        self,
+        histories: Mapping[str, pd.DataFrame],
+        symbols: Collection[str] | None = None,
+        *,
+        refit: bool | None = None,
     ) -> Self:
-        """Replace each series' forecaster by one fine-tuned from the pooled network: a
-        per-series fit on its own windows of ``histories`` (its own normaliser, target
-        scale, validation block, gate and fallback) whose initial weights are the pooled
-        network's, at the learning rate of the pooled fit's best epoch. With ``refit``
+        """Replace the forecaster of each fitted series of ``symbols`` (default all) by one
+        fine-tuned from the pooled network: a per-series fit on its own windows of
+        ``histories`` (its own validation block, gate and fallback, an epoch of every
+        window) whose initial weights are the pooled network's, at the learning rate of the
+        pooled fit's best epoch, its inputs and targets on the pooled network's scales where
+        those are global (``pooled_normalizer="global"``; else on its own). With ``refit``
         (default ``config.refit``) the fine-tuned network is retrained on every window of
-        its series from the pooled weights (the pooled network itself is not refitted:
-        its weights never saw a validation block)."""
+        its series from the pooled weights (the pooled network itself is not refitted: its
+        weights never saw a validation block). The other series keep the pooled network."""
         _, rates = next(iter(self.members.values())).refit_schedule()
         model = replace(self.config.model, learning_rate=rates[-1])
-        config = replace(self.config, model=model, pooled=False, pooled_fine_tune=False)
-        for symbol, pooled in self.members.items():
-            tuned = self.family(training_config=config)
-            tuned.fit(histories[symbol], symbol=symbol, warm_start=pooled, refit=refit)
-            self.members[symbol] = tuned
+        config = replace(
+            self.config, model=model, pooled=False, pooled_fine_tune=False, windows_per_epoch=None
+        )
+        warm_scales = self.config.pooled_normalizer == "global"
+        tuned = [s for s in self.members if symbols is None or s in symbols]
+        for symbol in tuned:
+            member = self.family(training_config=config)
+            member.fit(
+                histories[symbol],
+                symbol=symbol,
+                warm_start=self.members[symbol],
+                warm_scales=warm_scales,
+                refit=refit,
+            )
+            self.members[symbol] = member
         logger.info(
             "%s: fine-tuned for %d series at learning rate %.2g; the network has a share "
             "in %d of them",
             self.name,
-            len(self.members),
+            len(tuned),
             rates[-1],
-            sum(member.network_served for member in self.members.values()),
+            sum(self.members[symbol].network_served for symbol in tuned),
         )
         return self
 
     def for_series(self, symbol: str, prices: pd.DataFrame | None = None) -> NeuralForecaster:
         """The forecaster of one series: a fitted one's, or, given its history ``prices``,
         an unseen one's (the shared network gated on the series' own latest windows), where
-        no series statistic reaches the network (``pooled_normalizer="global"``, no
-        fine-tune). ValueError otherwise."""
+        no series statistic reaches the network (``pooled_normalizer="global"``).
+        ValueError otherwise."""
         if symbol in self.members:
             return self.members[symbol]
         reason = self.skipped.get(symbol, "it was not among the fitted series")
@@ -177,7 +197,7 @@ class PooledNeuralForecaster:
             raise ValueError(
                 f"no pooled {self.name} forecaster for {symbol!r}: {reason}; a pooled network "
                 "forecasts a series it was not fitted on given its history, with "
-                "pooled_normalizer='global' and no fine-tune"
+                "pooled_normalizer='global'"
             )
         return self._unseen(symbol, prices, shared)
 
@@ -186,10 +206,10 @@ class PooledNeuralForecaster:
         (features, the global normaliser, the target scale, the fit's settings), no gate
         or fallback (each series fits its own), and the fitted series' data as one window.
         ValueError unless the network can forecast an unseen series (:meth:`for_series`)."""
-        if self.shared is None or self.shared.normalizer is None or self.config.pooled_fine_tune:
+        if self.shared is None or self.shared.normalizer is None:
             raise ValueError(
                 f"{self!r} shares no network that forecasts any series: fit it with "
-                "pooled_normalizer='global' and no fine-tune"
+                "pooled_normalizer='global'"
             )
         cards = [member.card for member in self.members.values()]
         first = cards[0]
