@@ -24,6 +24,12 @@ if TYPE_CHECKING:
     from ml.state_space.models.config import TrainingConfig
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The slow end-to-end tests first: with ``--dist loadfile`` each file runs on one
+    worker, in this order, so the longest files start while the short ones fill the gaps."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 @pytest.fixture
 def bundled_prices() -> pd.DataFrame:
     """AAPL adjusted close, 1990-01-02 .. 2022-12-28 (8,313 rows, ``close`` only)."""

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -141,38 +139,3 @@ def test_a_global_normaliser_puts_every_series_on_one_input_scale(histories):
     ).all()
     with pytest.raises(ValueError, match="pooled_normalizer"):
         tiny_training_config(pooled_normalizer="per-window")
-
-
-def test_fine_tuning_starts_each_series_from_the_pooled_network(histories, monkeypatch):
-    import ml.state_space.models.neural as neural
-
-    started_from, real_fit = [], neural.fit_network
-
-    def recording(trainer, *args, **kwargs):
-        rate = float(trainer.optimizer.learning_rate)
-        started_from.append(([w.copy() for w in trainer.get_weights()], rate))
-        return real_fit(trainer, *args, **kwargs)
-
-    monkeypatch.setattr(neural, "fit_network", recording)
-    config = tiny_training_config(pooled=True, pooled_fine_tune=True, blend=False, epochs=1)
-    pooled = PooledNeuralForecaster(MambaForecaster, config)
-    shared = PooledNeuralForecaster(MambaForecaster, replace(config, pooled_fine_tune=False))
-    shared.fit_many(histories, refit=False)
-    pooled.fit_many(histories)
-
-    shared_weights = shared.for_series("AAPL").network.get_weights()
-    _, rates = shared.for_series("AAPL").refit_schedule()  # up to the best epoch
-    assert len(started_from) == len(SYMBOLS)  # one fine-tune per series
-    for weights, rate in started_from:
-        for start, pooled_weight in zip(weights, shared_weights, strict=True):
-            np.testing.assert_array_equal(start, pooled_weight)
-        assert rate == pytest.approx(rates[-1])
-    tuned = [pooled.for_series(symbol) for symbol in SYMBOLS]
-    assert all(t.card.config["pooled"] is False for t in tuned)  # a series' own network
-    assert all(t.card.refit_epochs is not None for t in tuned)  # refitted on every price
-    first, second = (t.network.get_weights() for t in tuned[:2])
-    assert any(not np.array_equal(a, b) for a, b in zip(first, second, strict=True))
-    origins = histories["KO"].index[-10:]
-    assert np.isfinite(pooled.for_series("KO").predict_quantiles(histories["KO"], origins)).all()
-    with pytest.raises(ValueError, match="pooled_fine_tune"):
-        tiny_training_config(pooled_fine_tune=True)

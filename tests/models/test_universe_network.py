@@ -181,19 +181,9 @@ def test_a_series_own_normaliser_cannot_forecast_an_unseen_series(histories):
         pooled.for_series(UNSEEN, histories[UNSEEN])
 
 
-def test_a_pooled_backtest_forecasts_held_out_symbols_and_skips_one_it_cannot(
-    histories, monkeypatch
-):
-    tuned = []
-    fine_tune = PooledNeuralForecaster.fine_tune
-
-    def recording(self, histories, symbols=None, **kwargs):
-        tuned.append(set(symbols))
-        return fine_tune(self, histories, symbols, **kwargs)
-
-    monkeypatch.setattr(PooledNeuralForecaster, "fine_tune", recording)
+def test_a_pooled_backtest_forecasts_held_out_symbols_and_skips_one_it_cannot(histories):
     model = replace(tiny_training_config().model, window_norm_rows=16)
-    training = tiny_universe_config(windows_per_epoch=None, model=model, pooled_fine_tune=True)
+    training = tiny_universe_config(windows_per_epoch=None, model=model)
     config = BacktestConfig(years=(2019,), models=("mamba", "rw"), training=training)
     close_only = load_bundled("PG").loc[:"2019-12-31", ["close"]]  # no OHLCV to forecast from
     tests = {UNSEEN: histories[UNSEEN], "KO": histories["KO"], "PG": close_only}
@@ -202,7 +192,6 @@ def test_a_pooled_backtest_forecasts_held_out_symbols_and_skips_one_it_cannot(
     assert not skipped and set(task.histories) == set(FITTED)
     rows = task.run()
     assert set(rows["symbol"]) == {UNSEEN, "KO"}  # PG is logged, not fatal
-    assert tuned == [{UNSEEN, "KO", "PG"}]  # the scored ones: of the fitted, KO alone is tuned
     assert rows["fold"].eq(2019).all() and np.isfinite(rows[["q0.1", "q0.5", "q0.9"]]).all().all()
 
 
@@ -215,26 +204,3 @@ def test_a_series_with_fewer_validation_windows_than_supervised_steps_still_fits
     assert pooled.for_series("KO").card.split["val"].windows < 5
     alone = PooledNeuralForecaster(MambaForecaster, config).fit_many({"KO": shortest})
     assert alone.for_series("KO").history[0]["val_loss"] > 0  # scored at its last step
-
-
-def test_the_universe_network_fine_tunes_the_asked_series_on_its_scales(universe, histories):
-    config = replace(universe.config, pooled_fine_tune=True, epochs=1)
-    fitted = {s: histories[s] for s in FITTED[:2]}
-    tuned = PooledNeuralForecaster(MambaForecaster, config).fit_many(fitted, fine_tune=["KO"])
-    pooled_card, tuned_card = (tuned.for_series(s).card for s in FITTED[:2])
-    assert pooled_card.config["pooled"] is True  # not asked: the universe network serves it
-    assert tuned_card.config["pooled"] is False  # its own network, fitted on its windows
-    assert tuned_card.config["windows_per_epoch"] is None  # an epoch is every window
-    assert tuned_card.features.price_columns == ["open", "high", "low", "volume"]
-    # on the universe network's global scales, not on ones fitted on its own rows
-    assert tuned_card.normalizer == pooled_card.normalizer
-    assert tuned_card.target_scale == pooled_card.target_scale
-    own = [tuned.for_series(s).network.get_weights() for s in FITTED[:2]]
-    assert any(not np.array_equal(a, b) for a, b in zip(*own, strict=True))
-    prices = histories["KO"]
-    forecast = tuned.for_series("KO").predict_quantiles(prices, prices.index[-5:])
-    assert np.isfinite(forecast).all()
-    unseen = tuned.for_series(UNSEEN, histories[UNSEEN])  # still forecasts any series
-    assert unseen.card.normalizer == pooled_card.normalizer
-    with pytest.raises(ValueError, match="pooled=True"):
-        tiny_training_config(pooled_normalizer="global", pooled_fine_tune=True)

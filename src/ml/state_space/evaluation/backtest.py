@@ -38,7 +38,6 @@ from ml.state_space.models.base import Forecaster, forward_log_returns
 from ml.state_space.models.config import TrainingConfig
 from ml.state_space.models.families import FAMILIES, family
 from ml.state_space.models.gbm import GBMConfig, GlobalQuantileGBM
-from ml.state_space.models.pooled import PooledNeuralForecaster
 from ml.state_space.models.servable import Servable
 
 logger = logging.getLogger(__name__)
@@ -219,9 +218,6 @@ class GlobalBacktestTask:
         if isinstance(forecaster, GlobalQuantileGBM) and first.config.gbm.cross_section:
             # each date's context uses closes up to that date only: the test years' too
             forecaster.fit_many(fitted, CrossSection.from_histories(self.histories))
-        elif isinstance(forecaster, PooledNeuralForecaster):
-            # fine-tuned (if at all) for the scored members only: no other forecast uses one
-            forecaster.fit_many(fitted, fine_tune={member.symbol for member in self.members})
         else:
             forecaster.fit_many(fitted)
         rows = []

@@ -57,11 +57,6 @@ class TrainingConfig:
     # training rows), or "global", one fitted on the training rows of every series, so
     # levels such as volatility compare across series
     pooled_normalizer: str = "series"
-    # a pooled network's second stage: each series' network fine-tuned from it (an
-    # early-stopped fit on the series' own windows, starting from the pooled weights, at
-    # the learning rate of the pooled fit's best epoch, on the pooled network's global
-    # normaliser and target scale where it has them), then gated on its own
-    pooled_fine_tune: bool = False
     # a pooled network's inputs: the close-only features (every series has them), or the
     # OHLC and volume ones too (a series without those columns is left out of the fit)
     pooled_ohlcv: bool = False
@@ -87,8 +82,6 @@ class TrainingConfig:
             )
         if self.fallback not in FALLBACK_NAMES:
             raise ValueError(f"fallback={self.fallback!r}; expected one of {FALLBACK_NAMES}")
-        if self.pooled_fine_tune and not self.pooled:
-            raise ValueError("pooled_fine_tune fine-tunes a pooled network: set pooled=True")
         if self.pooled_normalizer not in POOLED_NORMALIZERS:
             raise ValueError(
                 f"pooled_normalizer={self.pooled_normalizer!r}; expected one of "

@@ -143,9 +143,6 @@ class NeuralForecaster(Servable):
         self.correction: QuantileCorrection | None = None
         self.fallback: Fallback | None = None
         self._initial_weights: list[np.ndarray] | None = None  # a warm start's, if any
-        # a fine-tune's inputs and targets on its warm start's scales (its normaliser and
-        # target scale) rather than on ones fitted on its own rows
-        self._fixed_scales: tuple[Normalizer, np.ndarray] | None = None
         self._infer: Any = None  # the architecture's shared inference function
         self._weights: tuple[list, list] = ([], [])  # this network's arguments to it
 
@@ -189,7 +186,6 @@ class NeuralForecaster(Servable):
         on_epoch: EpochCallback | None = None,
         refit: bool | None = None,
         warm_start: NeuralForecaster | None = None,
-        warm_scales: bool = False,
     ) -> Self:
         """Fit on every row of ``prices`` (the last ``config.days`` of them, if set).
 
@@ -199,21 +195,14 @@ class NeuralForecaster(Servable):
         ``work_dir`` keeps checkpoints and resume state (a temporary directory when
         omitted). ``warm_start``, a fitted forecaster of the same architecture (an
         earlier fold's, or a pooled network's), gives the features and the initial weights
-        of the fit and the refit instead of the seeded ones; with ``warm_scales`` its input
-        normaliser and target scale too (a fine-tune of a network fitted on one global
-        normaliser keeps its inputs and targets on the scales it learnt). Raises
-        ``DataQualityError`` for unusable prices.
+        of the fit and the refit instead of the seeded ones. Raises ``DataQualityError``
+        for unusable prices.
         """
         started = time.perf_counter()
         config = self.config
         set_random_seed(config.seed)
         symbol = symbol or prices.attrs.get("symbol") or "UNKNOWN"
-        if warm_scales:
-            if warm_start is None or warm_start.normalizer is None:
-                raise ValueError("warm_scales keeps a fitted warm start's scales: pass one")
-            self._fixed_scales = (warm_start.normalizer, warm_start.target_scale)
-        engineer = warm_start.engineer if warm_start else None
-        series = self._on_fixed_scales(self.prepare(prices, symbol, engineer, self._normalizer()))
+        series = self.prepare(prices, symbol, warm_start.engineer if warm_start else None)
         n_features = series.features.shape[1]
         network = self.build_network(n_features)  # seeded initial state
         self._initial_weights = self._warm_weights(warm_start, series.features.columns)
@@ -307,7 +296,7 @@ class NeuralForecaster(Servable):
             served = replace(card, data=data_window(prices), data_quality=quality.to_dict())
             self.card = self._with_fallback(served, prices)
             return self
-        series = self._on_fixed_scales(self.refit_windows(prices, self._normalizer()))
+        series = self.refit_windows(prices)
         epochs, rates = self.refit_schedule()
         set_random_seed(self.config.seed)
         network = self.build_network(series.features.shape[1])
@@ -340,18 +329,6 @@ class NeuralForecaster(Servable):
         if config.target_scaling == "volatility":
             split = _volatility_scaled(split, prices, self.horizons)
         return SeriesWindows(card.symbol, prices, quality, self.engineer, features, split)
-
-    def _normalizer(self) -> Normalizer | None:
-        """The fixed input normaliser of a fine-tune on its warm start's scales; None: fit
-        one on the rows."""
-        return self._fixed_scales[0] if self._fixed_scales else None
-
-    def _on_fixed_scales(self, series: SeriesWindows) -> SeriesWindows:
-        """``series`` with the fixed target scale of a fine-tune on its warm start's
-        scales (unchanged otherwise)."""
-        if self._fixed_scales is None:
-            return series
-        return replace(series, split=replace(series.split, target_scale=self._fixed_scales[1]))
 
     def _validated(self, prices: pd.DataFrame, symbol: str) -> tuple[pd.DataFrame, QualityReport]:
         """The last ``config.days`` rows of ``prices`` (all, if unset) and their data

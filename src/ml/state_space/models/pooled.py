@@ -15,9 +15,7 @@ trains one network of a neural family on the training windows of every series of
 - then each series gets its own :class:`NeuralForecaster` around the shared network:
   the blend with its own fallback fitted on its own validation windows (the gate), and
   the fallback refitted on all its prices. With ``config.refit`` the network is retrained
-  on every window of every series for the best epoch count, as a per-symbol fit is;
-- or, with ``config.pooled_fine_tune``, each series gets its own network fine-tuned from
-  the shared one (:meth:`PooledNeuralForecaster.fine_tune`).
+  on every window of every series for the best epoch count, as a per-symbol fit is.
 
 The series' forecasters are ordinary neural forecasters: saved, loaded and served as a
 per-symbol model is. The backtest fits one per test year (``TrainingConfig.pooled``).
@@ -34,7 +32,7 @@ Such a network is stored once for all series (:meth:`PooledNeuralForecaster.shar
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Self
@@ -97,14 +95,11 @@ class PooledNeuralForecaster:
         work_dir: str | Path | None = None,
         on_epoch: EpochCallback | None = None,
         refit: bool | None = None,
-        fine_tune: Collection[str] | None = None,
     ) -> Self:
         """Fit one network on every usable series of ``histories`` (a series whose prices
         fail the data checks is left out and listed in :attr:`skipped`), then, if
-        ``refit`` (default ``config.refit``), :meth:`refit` it on all of them (or, with
-        ``config.pooled_fine_tune``, :meth:`fine_tune` it for the series of ``fine_tune``,
-        default every fitted one). ``work_dir`` keeps the fit's checkpoints and resume
-        state. ValueError if no series is usable."""
+        ``refit`` (default ``config.refit``), :meth:`refit` it on all of them. ``work_dir``
+        keeps the fit's checkpoints and resume state. ValueError if no series is usable."""
         config = self.config
         set_random_seed(config.seed)
         members, series = self._prepare(histories)
@@ -130,58 +125,11 @@ class PooledNeuralForecaster:
             stop,
             sum(member.network_served for member in members.values()),
         )
-        if config.pooled_fine_tune:
-            for symbol, member in members.items():
-                member.fit_fallback(series[symbol].prices)
-            return self.fine_tune(histories, fine_tune, refit=refit)
         if config.refit if refit is None else refit:
             self.refit(histories)
         else:
             for symbol, member in members.items():
                 member.fit_fallback(series[symbol].prices)
-        return self
-
-    def fine_tune(
-        self,
-        histories: Mapping[str, pd.DataFrame],
-        symbols: Collection[str] | None = None,
-        *,
-        refit: bool | None = None,
-    ) -> Self:
-        """Replace the forecaster of each fitted series of ``symbols`` (default all) by one
-        fine-tuned from the pooled network: a per-series fit on its own windows of
-        ``histories`` (its own validation block, gate and fallback, an epoch of every
-        window) whose initial weights are the pooled network's, at the learning rate of the
-        pooled fit's best epoch, its inputs and targets on the pooled network's scales where
-        those are global (``pooled_normalizer="global"``; else on its own). With ``refit``
-        (default ``config.refit``) the fine-tuned network is retrained on every window of
-        its series from the pooled weights (the pooled network itself is not refitted: its
-        weights never saw a validation block). The other series keep the pooled network."""
-        _, rates = next(iter(self.members.values())).refit_schedule()
-        model = replace(self.config.model, learning_rate=rates[-1])
-        config = replace(
-            self.config, model=model, pooled=False, pooled_fine_tune=False, windows_per_epoch=None
-        )
-        warm_scales = self.config.pooled_normalizer == "global"
-        tuned = [s for s in self.members if symbols is None or s in symbols]
-        for symbol in tuned:
-            member = self.family(training_config=config)
-            member.fit(
-                histories[symbol],
-                symbol=symbol,
-                warm_start=self.members[symbol],
-                warm_scales=warm_scales,
-                refit=refit,
-            )
-            self.members[symbol] = member
-        logger.info(
-            "%s: fine-tuned for %d series at learning rate %.2g; the network has a share "
-            "in %d of them",
-            self.name,
-            len(tuned),
-            rates[-1],
-            sum(self.members[symbol].network_served for symbol in tuned),
-        )
         return self
 
     def for_series(self, symbol: str, prices: pd.DataFrame | None = None) -> NeuralForecaster:

@@ -31,7 +31,6 @@ class TrainJob:
         return f"train-{self.symbol}"
 
 
-
 def run_job(job: TrainJob) -> TrainingResult:
     """Train one symbol; the unit of work for both the process pool and Dask.
 

@@ -119,10 +119,10 @@ def train_universe(
 
 def check_universe_config(config: TrainingConfig) -> None:
     """ValueError unless ``config`` fits a network that forecasts any symbol."""
-    if not (config.pooled and config.pooled_normalizer == "global") or config.pooled_fine_tune:
+    if not (config.pooled and config.pooled_normalizer == "global"):
         raise ValueError(
             "the universe network is one pooled network with one global normaliser: "
-            "pooled=True, pooled_normalizer='global', no pooled_fine_tune"
+            "pooled=True, pooled_normalizer='global'"
         )
 
 
