@@ -118,7 +118,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--parallel", type=positive_int, default=2, help="worker processes")
     parser.add_argument("--scheduler", help="Dask scheduler address, e.g. tcp://127.0.0.1:8786")
     parser.add_argument("--offline", action="store_true", default=None, help="bundled data only")
-    parser.add_argument("--out", default="reports/backtest", help="output directory")
+    parser.add_argument(
+        "--out",
+        default="reports/backtest",
+        help="output directory: each finished task's forecasts land in <out>/tasks/ as it\n"
+        "ends, progress.json says where the run stands",
+    )
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --out (killed or interrupted): its finished tasks are\n"
+        "kept, the rest run; refused if its settings or data differ from this command's",
+    )
     parser.add_argument("--no-plots", action="store_true")
     parser.add_argument(
         "--models-dir",
@@ -194,12 +205,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     with native_stderr_silenced():  # TensorFlow's C++ start-up banner
         from ml.cli.progress import make_task_progress, print_backtest_summary
-        from ml.state_space.evaluation.backtest import BacktestConfig, plan_tasks, run_backtest
+        from ml.state_space.evaluation.backtest import BacktestConfig, run_backtest
+        from ml.state_space.evaluation.progress import BacktestProgress
         from ml.state_space.evaluation.report import (
             published_figures,
             score_backtest,
             write_backtest,
         )
+        from ml.state_space.evaluation.run_store import ResumeMismatch, RunStore
+        from ml.state_space.execution.pool import local_workers
         from ml.state_space.registry import ModelRegistry
     try:
         symbols, user_prices = symbols_and_prices(args, "BUNDLED")
@@ -222,13 +236,26 @@ def main(argv: list[str] | None = None) -> int:
     if not prices or fit_prices == {}:
         print("error: no symbol has data; try --offline with --symbols BUNDLED", file=sys.stderr)
         return 1
-    tasks, _ = plan_tasks(prices, config, fit_prices)
-    with make_task_progress(len(tasks)) as progress:
-        result = asyncio.run(
-            run_backtest(
-                prices, config, args.parallel, args.scheduler, progress, fit_prices=fit_prices
+    out = Path(args.out)
+    store = RunStore(out)
+    with make_task_progress() as display:
+        progress = BacktestProgress(store, local_workers(args.parallel), display)
+        try:
+            result = asyncio.run(
+                run_backtest(
+                    prices,
+                    config,
+                    args.parallel,
+                    args.scheduler,
+                    progress,
+                    fit_prices,
+                    store,
+                    args.resume,
+                )
             )
-        )
+        except ResumeMismatch as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
     if result.forecasts.empty:
         print("error: every task failed; see the log above", file=sys.stderr)
         return 1
@@ -240,7 +267,6 @@ def main(argv: list[str] | None = None) -> int:
         "cpu": cpu_name(),
         "parallel": args.parallel,
     }
-    out = Path(args.out)
     write_backtest(out, result, report, config, facts)
     if not args.no_plots:
         from ml.cli.plots import plot_reliability, plot_skill_by_year

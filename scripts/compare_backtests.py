@@ -45,6 +45,7 @@ from ml.state_space.evaluation.report import (
     score_backtest,
     summary_table,
 )
+from ml.state_space.evaluation.run_store import RunStore
 from ml.state_space.evaluation.scoring import quantile_column, quantile_levels
 from ml.state_space.models.postprocess import monotone_bands
 
@@ -134,6 +135,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--symbols", help="score only these symbols (universe, file or list)")
     args = parser.parse_args(argv)
+    unfinished = [reason for run in args.runs if (reason := RunStore(run).unfinished())]
+    if unfinished:
+        print(f"error: {'; '.join(unfinished)}", file=sys.stderr)
+        return 2
     missing = [str(run) for run in args.runs if not (run / FORECASTS_FILE).is_file()]
     if missing:
         print(f"error: no {FORECASTS_FILE} in {', '.join(missing)}", file=sys.stderr)

@@ -152,7 +152,7 @@ def test_warm_started_folds_run_in_year_order_each_from_the_previous_fit(prices,
     starts: list[tuple[int, int | None]] = []
 
     class Recording(RandomWalk):
-        def fit(self, history, symbol=None, warm_start=None):
+        def fit(self, history, symbol=None, warm_start=None, on_epoch=None):
             self.year = history.index[-1].year + 1
             starts.append((self.year, getattr(warm_start, "year", None)))
             return super().fit(history)
@@ -222,9 +222,9 @@ def test_global_models_fit_on_the_fit_symbols_and_forecast_symbols_they_never_sa
     assert sorted(global_task.histories) == ["AAPL", "KO", "XOM"]
     assert [m.symbol for m in global_task.members] == ["MSFT"]
 
-    async def in_process(tasks, parallel, record, run_task):
+    async def in_process(tasks, parallel, planned, record, progress):
         for task in tasks:
-            record(task, run_task(task), 0.0)
+            record(task, bt.timed_run_task(task), 0.0)
 
     monkeypatch.setattr(bt, "_run_locally", in_process)
     result = backtest(test, config, fit_prices=fit)

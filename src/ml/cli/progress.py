@@ -11,6 +11,7 @@ from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from ml.state_space.evaluation.progress import BacktestProgress
 from ml.state_space.evaluation.report import SUMMARY_COLUMNS, format_cell
 from ml.state_space.orchestration.run import RunSummary, SymbolOutcome
 
@@ -172,54 +173,93 @@ def report_console() -> Console:
 
 
 class TaskProgress:
-    """Backtest tasks: an overall bar with ETA on a terminal, a log line per task otherwise.
+    """A backtest's display, told of each change of its :class:`BacktestProgress`: on a
+    terminal the running tasks (epoch, seconds), a bar of tasks done and the time to go;
+    elsewhere a log line per finished task with the same facts."""
 
-    Called with each finished task's outcome (``key``, ``seconds``, ``error``).
-    """
-
-    def __init__(self, total: int, console: Console | None = None) -> None:
-        self.total, self.done = total, 0
+    def __init__(self, console: Console | None = None) -> None:
         self.console = console
-        self.bar = Progress(
-            TextColumn("[bold]backtest tasks"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("eta"),
-            TimeRemainingColumn(),
-            console=console,
+        self.state: BacktestProgress | None = None
+        self.reported: str | None = None  # the finished task last reported
+        self.live = (
+            Live(console=console, refresh_per_second=2, get_renderable=self._render)
+            if console is not None
+            else None
         )
-        self.task = self.bar.add_task("tasks", total=total)
 
-    def __call__(self, outcome: Any) -> None:
-        self.done += 1
-        self.bar.advance(self.task)
-        if outcome.error is not None and self.console is not None:
-            self.console.print(f"[red]failed[/] {outcome.key}: {outcome.error[:120]}")
-        elif self.console is None:
-            logger.log(
-                logging.WARNING if outcome.error else logging.INFO,
-                "[%d/%d] %s %s (%.1fs)",
-                self.done,
-                self.total,
-                outcome.key,
-                outcome.error or "ok",
-                outcome.seconds,
+    def __call__(self, progress: BacktestProgress) -> None:
+        self.state = progress
+        if progress.last is None or progress.last[0] == self.reported:
+            return
+        key, seconds, error = progress.last
+        self.reported = key
+        if self.console is not None:
+            if error is not None:
+                self.console.print(f"[red]failed[/] {key}: {error[:120]}")
+            return
+        logger.log(
+            logging.WARNING if error else logging.INFO,
+            "[%d/%d] %s %s (%.1fs); %d running, %s to go",
+            progress.completed,
+            progress.total,
+            key,
+            error or "ok",
+            seconds,
+            len(progress.running),
+            format_duration(progress.eta_seconds()),
+        )
+
+    def _render(self) -> Group:
+        progress = self.state
+        if progress is None:
+            return Group("planning the backtest")
+        table = Table.grid(padding=(0, 2))
+        now = progress.clock()
+        for key, running in sorted(progress.running.items()):
+            record = running.record
+            epoch = record.get("epoch", 0)
+            table.add_row(
+                key,
+                "preparing" if epoch == 0 else f"epoch {epoch}",
+                f"val_loss {record['val_loss']:.4f}" if "val_loss" in record else "",
+                f"{now - running.since:.0f}s",
             )
+        done = progress.completed + len(progress.failed)
+        width = 30
+        filled = int(width * done / max(progress.total, 1))
+        bar = "\u2588" * filled + "\u2591" * (width - filled)
+        line = (
+            f"[bold]backtest tasks[/] {bar} {done}/{progress.total}"
+            f"{f' ({len(progress.resumed)} resumed)' if progress.resumed else ''}"
+            f"{f' [red]{len(progress.failed)} failed[/]' if progress.failed else ''}"
+            f"  {format_duration(progress.eta_seconds())} to go"
+        )
+        return Group(table, line)
 
     def __enter__(self) -> TaskProgress:
-        if self.console is not None:
-            self.bar.start()
+        if self.live is not None:
+            self.live.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self.console is not None:
-            self.bar.stop()
+        if self.live is not None:
+            self.live.stop()
 
 
-def make_task_progress(total: int) -> TaskProgress:
-    """A live bar on a terminal, log lines otherwise."""
+def format_duration(seconds: float | None) -> str:
+    """``1 h 05 min``, ``12 min``, ``40 s``; ``?`` when unknown (no task of a kind done)."""
+    if seconds is None:
+        return "?"
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    minutes = round(seconds / 60)
+    return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{minutes} min"
+
+
+def make_task_progress() -> TaskProgress:
+    """A live display on a terminal, log lines otherwise."""
     console = Console(stderr=True)
-    return TaskProgress(total, console if console.is_terminal else None)
+    return TaskProgress(console if console.is_terminal else None)
 
 
 def print_backtest_summary(summary: Any, seconds: float, failures: int) -> None:

@@ -22,16 +22,25 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import multiprocessing
+import queue
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from multiprocessing.managers import SyncManager
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from ml.state_space.data.artefacts import screen, touches_flagged
-from ml.state_space.execution.pool import process_pool
+from ml.state_space.evaluation.progress import BacktestProgress
+from ml.state_space.evaluation.run_store import RunStore, data_fingerprint
+from ml.state_space.execution.pool import (
+    init_helper_process,
+    process_pool,
+    report_progress,
+)
 from ml.state_space.features.cross_section import CrossSection
 from ml.state_space.features.engineer import TimeSeriesFeatureEngineer
 from ml.state_space.models.base import Forecaster, forward_log_returns
@@ -142,6 +151,11 @@ class BacktestTask:
         return f"backtest-{self.model}-{self.symbol}-{self.year}-s{self.seed}"
 
     @property
+    def kind(self) -> tuple[str, str]:
+        """What the task's duration is like: one model's fit of one series."""
+        return ("single", self.model)
+
+    @property
     def fold(self) -> Fold:
         return walk_forward_fold(self.prices.index, self.year, self.config.embargo)
 
@@ -152,7 +166,9 @@ class BacktestTask:
         forecaster = make_forecaster(self.model, self.config, self.seed)
         history = self.prices.iloc[: fold.fit_end]
         if self.model in NEURAL_MODELS:
-            forecaster.fit(history, symbol=self.symbol, warm_start=warm_start)
+            forecaster.fit(
+                history, symbol=self.symbol, warm_start=warm_start, on_epoch=self._report
+            )
         else:
             forecaster.fit(history)
         return forecaster, fold
@@ -168,6 +184,9 @@ class BacktestTask:
         """Fit on the fold's history and forecast its origins."""
         return self.rows(*self.fitted())
 
+    def _report(self, _name: str, record: dict[str, Any]) -> None:
+        report_progress(self.key, record)
+
 
 @dataclass
 class WarmStartTask:
@@ -180,6 +199,10 @@ class WarmStartTask:
     def key(self) -> str:
         first, last = self.folds[0], self.folds[-1]
         return f"backtest-{first.model}-{first.symbol}-{first.year}-{last.year}-warm-s{first.seed}"
+
+    @property
+    def kind(self) -> tuple[str, str]:
+        return ("warm", self.folds[0].model)
 
     def run(self) -> pd.DataFrame:
         rows, previous = [], None
@@ -206,6 +229,10 @@ class GlobalBacktestTask:
     def model(self) -> str:
         return self.members[0].model
 
+    @property
+    def kind(self) -> tuple[str, str]:
+        return ("global", self.model)
+
     def run(self) -> pd.DataFrame:
         """Fit on all histories before one cut-off date (the earliest of the members'
         fold ends, so no member's test year is seen), then forecast every member."""
@@ -218,8 +245,10 @@ class GlobalBacktestTask:
         if isinstance(forecaster, GlobalQuantileGBM) and first.config.gbm.cross_section:
             # each date's context uses closes up to that date only: the test years' too
             forecaster.fit_many(fitted, CrossSection.from_histories(self.histories))
-        else:
+        elif isinstance(forecaster, GlobalQuantileGBM):
             forecaster.fit_many(fitted)
+        else:  # a pooled network: its epochs are the task's progress
+            forecaster.fit_many(fitted, on_epoch=self._report)
         rows = []
         for member, fold in zip(self.members, folds, strict=True):
             try:
@@ -231,6 +260,9 @@ class GlobalBacktestTask:
         if not rows:
             raise ValueError(f"{self.key}: no member could be forecast (see the warnings)")
         return pd.concat(rows, ignore_index=True)
+
+    def _report(self, _name: str, record: dict[str, Any]) -> None:
+        report_progress(self.key, record)
 
 
 Task = BacktestTask | GlobalBacktestTask | WarmStartTask
@@ -245,7 +277,8 @@ class TaskResult:
 
 
 def timed_run_task(task: Task) -> TaskResult:
-    """``task.run()``, timed."""
+    """``task.run()``, timed; reports ``{"epoch": 0}`` to the run's progress as it starts."""
+    report_progress(task.key, {"epoch": 0})
     started = time.perf_counter()
     return TaskResult(task.run(), time.perf_counter() - started)
 
@@ -312,13 +345,11 @@ class BacktestResult:
     outcomes: list[TaskOutcome]
     seconds: float
     skipped: list[str] = field(default_factory=list)
+    resumed: int = 0  # tasks finished by an earlier run of the same settings and data
 
     @property
     def failures(self) -> list[TaskOutcome]:
         return [o for o in self.outcomes if o.error is not None]
-
-
-TaskCallback = Callable[[TaskOutcome], None]
 
 
 def plan_tasks(
@@ -385,22 +416,61 @@ def _cost_rank(task: Task) -> int:
     return 1 if task.model in NEURAL_MODELS else 2
 
 
+def run_manifest(
+    config: BacktestConfig,
+    prices_by_symbol: Mapping[str, pd.DataFrame],
+    fit_prices: Mapping[str, pd.DataFrame] | None = None,
+) -> dict[str, Any]:
+    """What a run's forecasts depend on: its settings and a fingerprint of its data (a
+    resumed run must match it)."""
+    return {
+        "settings": {
+            "years": list(config.years),
+            "models": list(config.models),
+            "seeds": list(config.seeds),
+            "warm_start": config.warm_start,
+            "training": config.training.to_dict(),
+            "gbm": asdict(config.gbm),
+        },
+        "data": {
+            "symbols": data_fingerprint(prices_by_symbol),
+            "fit_symbols": data_fingerprint(fit_prices) if fit_prices is not None else None,
+        },
+    }
+
+
 async def run_backtest(
     prices_by_symbol: dict[str, pd.DataFrame],
     config: BacktestConfig,
     parallel: int = 1,
     scheduler: str | None = None,
-    on_task: TaskCallback | None = None,
+    progress: BacktestProgress | None = None,
     fit_prices: dict[str, pd.DataFrame] | None = None,
+    store: RunStore | None = None,
+    resume: bool = False,
 ) -> BacktestResult:
     """Run every task (process pool of ``parallel`` workers, or Dask at ``scheduler``);
-    global models are fitted on ``fit_prices`` (default: ``prices_by_symbol``)."""
+    global models are fitted on ``fit_prices`` (default: ``prices_by_symbol``). With a
+    ``store`` each finished task's rows are written to disk as it ends, and with
+    ``resume`` the tasks an earlier run of the same settings and data finished there are
+    not run again (``ResumeMismatch`` if they differ)."""
     started = time.perf_counter()
     tasks, skipped = plan_tasks(prices_by_symbol, config, fit_prices)
+    finished: set[str] = set()
+    if store is not None:
+        finished = store.start(run_manifest(config, prices_by_symbol, fit_prices), resume)
     for reason in skipped:
         logger.info("skipped %s", reason)
-    logger.info("backtest: %d tasks on %d symbols", len(tasks), len(prices_by_symbol))
-    results: list[pd.DataFrame] = []
+    todo = [task for task in tasks if task.key not in finished]
+    logger.info(
+        "backtest: %d tasks on %d symbols, %d finished before",
+        len(tasks),
+        len(prices_by_symbol),
+        len(tasks) - len(todo),
+    )
+    progress = progress or BacktestProgress(store)
+    progress.planned(tasks, finished)
+    results: dict[str, pd.DataFrame] = {}
     outcomes: list[TaskOutcome] = []
 
     def record(task: Task, result: TaskResult | BaseException, seconds: float) -> None:
@@ -409,47 +479,89 @@ async def run_backtest(
             logger.warning("%s failed: %s", task.key, outcome.error)
         else:
             outcome = TaskOutcome(task.key, result.seconds)
-            results.append(result.rows)
+            if store is not None:
+                store.save(task.key, result.rows)
+            else:
+                results[task.key] = result.rows
         outcomes.append(outcome)
-        if on_task is not None:
-            on_task(outcome)
+        progress.finished(outcome.key, outcome.seconds, outcome.error)
 
     if scheduler:
         from ml.state_space.execution.dask import run_on_dask
 
-        async for task, result, seconds in run_on_dask(scheduler, tasks, timed_run_task):
+        async for task, result, seconds in run_on_dask(scheduler, todo, timed_run_task):
             record(task, result, seconds)
     else:
         # a global fit uses every core itself: one at a time is 1.7x faster than two side
-        # by side on 2 cores, and holds half the memory (docs/PERFORMANCE.md)
-        global_fits = [t for t in tasks if isinstance(t, GlobalBacktestTask)]
-        await _run_locally(global_fits, 1, record, timed_run_task)
-        rest = [t for t in tasks if not isinstance(t, GlobalBacktestTask)]
-        await _run_locally(rest, parallel, record, timed_run_task)
-    forecasts = ensemble_seeds(pd.concat(results, ignore_index=True)) if results else _empty(config)
-    return BacktestResult(forecasts, outcomes, time.perf_counter() - started, skipped)
+        # by side on 2 cores, and holds half the memory (docs/PERFORMANCE.md); the pools
+        # are sized by every planned task, so a resumed task runs with the same threads
+        for group, workers in _local_groups(tasks, parallel):
+            todo = [t for t in group if t.key not in finished]
+            await _run_locally(todo, workers, len(group), record, progress)
+    progress.close()
+    if store is not None:
+        keys = store.finished() & {task.key for task in tasks}
+        frames = store.rows(sorted(keys))
+    else:
+        frames = [results[key] for key in sorted(results)]
+    forecasts = ensemble_seeds(pd.concat(frames, ignore_index=True)) if frames else _empty(config)
+    return BacktestResult(
+        forecasts, outcomes, time.perf_counter() - started, skipped, resumed=len(finished)
+    )
+
+
+def _local_groups(tasks: list[Task], parallel: int) -> list[tuple[list[Task], int]]:
+    """The global fits, one at a time, then the rest on ``parallel`` workers."""
+    global_fits = [t for t in tasks if isinstance(t, GlobalBacktestTask)]
+    rest = [t for t in tasks if not isinstance(t, GlobalBacktestTask)]
+    return [(global_fits, 1), (rest, parallel)]
 
 
 async def _run_locally(
     tasks: Sequence[Task],
     parallel: int,
+    planned: int,
     record: Callable[[Task, Any, float], None],
-    run_task: Callable[[Any], TaskResult],
+    progress: BacktestProgress,
 ) -> None:
+    """Run ``tasks`` on up to ``parallel`` processes, as many as for the ``planned`` tasks
+    of their group (so a resumed task gets the threads it had); the workers' start and
+    epoch records go to ``progress``."""
     if not tasks:
         return
     loop = asyncio.get_running_loop()
-    with process_pool(parallel, len(tasks)) as pool:
+    context = multiprocessing.get_context("spawn")
+    manager = SyncManager(ctx=context)
+    manager.start(init_helper_process)
+    events = manager.Queue()
+    pump = asyncio.create_task(_pump_events(events, progress))
+    try:
+        with process_pool(parallel, planned, events) as pool:
 
-        async def one(task: Task) -> None:
-            started = time.perf_counter()
-            try:
-                result = await loop.run_in_executor(pool, run_task, task)
-            except Exception as error:  # one task's failure never stops the others
-                result = error
-            record(task, result, time.perf_counter() - started)
+            async def one(task: Task) -> None:
+                started = time.perf_counter()
+                try:
+                    result = await loop.run_in_executor(pool, timed_run_task, task)
+                except Exception as error:  # one task's failure never stops the others
+                    result = error
+                record(task, result, time.perf_counter() - started)
 
-        await asyncio.gather(*(one(task) for task in tasks))
+            await asyncio.gather(*(one(task) for task in tasks))
+    finally:
+        pump.cancel()
+        manager.shutdown()
+
+
+async def _pump_events(events: Any, progress: BacktestProgress) -> None:
+    """Forward the workers' ``(key, record)`` events to ``progress``."""
+    while True:
+        try:
+            key, record = await asyncio.to_thread(events.get, True, 0.2)
+        except queue.Empty:
+            continue
+        except (EOFError, BrokenPipeError, ConnectionError):
+            return
+        progress.epoch(key, record)
 
 
 def ensemble_seeds(forecasts: pd.DataFrame) -> pd.DataFrame:
@@ -469,10 +581,13 @@ def backtest(
     config: BacktestConfig,
     parallel: int = 1,
     scheduler: str | None = None,
-    on_task: TaskCallback | None = None,
     fit_prices: dict[str, pd.DataFrame] | None = None,
+    store: RunStore | None = None,
+    resume: bool = False,
 ) -> BacktestResult:
     """Synchronous :func:`run_backtest`, for notebooks and scripts."""
     return asyncio.run(
-        run_backtest(prices_by_symbol, config, parallel, scheduler, on_task, fit_prices)
+        run_backtest(
+            prices_by_symbol, config, parallel, scheduler, None, fit_prices, store, resume
+        )
     )

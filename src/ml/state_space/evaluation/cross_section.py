@@ -59,7 +59,8 @@ def _ranked_dates(windows: pd.DataFrame, min_names: int) -> pd.DataFrame:
     """The rows of dates with ``min_names`` symbols and a median that differs across them."""
     by_date = windows.groupby("origin_date")
     counts = by_date["symbol"].transform("size")
-    spread = by_date["q0.5"].transform(np.ptp)
+    median = by_date["q0.5"]  # max - min as np.ptp, NaN if any is, by the fast path
+    spread = median.transform("max", skipna=False) - median.transform("min", skipna=False)
     return windows[(counts >= min_names) & (spread > 0)]
 
 
