@@ -57,3 +57,10 @@ def test_the_universe_splits_into_a_fit_part_and_a_fifth_held_out() -> None:
     assert not set(fit) & set(holdout) and sorted(fit + holdout) == sorted(stocks)
     assert 0.15 < len(holdout) / len(stocks) < 0.25
     assert resolve_symbols("SP500_HOLDOUT") == holdout  # the same stocks every time
+
+
+def test_the_screen_is_a_fixed_sample_of_about_120_fit_stocks_none_held_out() -> None:
+    screen, fit = resolve_symbols("SCREEN"), resolve_symbols("SP500_FIT")
+    assert set(screen) <= set(fit) and 110 <= len(screen) <= 130
+    assert screen == [s for s in fit if s in set(screen)]  # the universe's order
+    assert "SCREEN" in universe_names()

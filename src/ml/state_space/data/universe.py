@@ -4,7 +4,9 @@ Names: those of ``resources/universes.json`` (``TIER_1``, ``BUNDLED``), ``SP500`
 stock of the bundled S&P 500 universe, and its two parts for judging a global model on
 stocks it never saw: ``SP500_HOLDOUT``, the fifth of them whose name's SHA-256 is 0
 modulo 5 (a rule that keeps a stock in its part whatever else joins the universe), and
-``SP500_FIT``, the rest. A spec may also be a file: a prices file (its
+``SP500_FIT``, the rest; ``SCREEN``, the quick design set that screens a network candidate
+(docs/EVALUATION.md, the ladder): the ~120 stocks of ``SP500_FIT`` whose SHA-256 of
+``"screen:" + name`` is 0 or 1 modulo 5. A spec may also be a file: a prices file (its
 symbols) or a text file of symbols separated by commas, spaces or new lines (``#`` starts
 a comment).
 """
@@ -48,12 +50,18 @@ def _universes() -> dict[str, tuple[str, ...]]:
     stocks = universe_symbols()
     holdout = tuple(filter(_held_out, stocks))
     fit = tuple(s for s in stocks if s not in holdout)
-    return {**named, "SP500": stocks, "SP500_FIT": fit, "SP500_HOLDOUT": holdout}
+    screen = tuple(filter(_screened, fit))
+    return {**named, "SP500": stocks, "SP500_FIT": fit, "SP500_HOLDOUT": holdout, "SCREEN": screen}
 
 
 def _held_out(symbol: str) -> bool:
     """Whether ``symbol`` is in the held-out fifth of the universe."""
     return int(hashlib.sha256(symbol.encode()).hexdigest(), 16) % 5 == 0
+
+
+def _screened(symbol: str) -> bool:
+    """Whether ``symbol`` (of ``SP500_FIT``) is in the screen's two fifths."""
+    return int(hashlib.sha256(f"screen:{symbol}".encode()).hexdigest(), 16) % 5 < 2
 
 
 def universe_names() -> list[str]:
