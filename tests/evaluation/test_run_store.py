@@ -109,6 +109,8 @@ def test_the_time_to_go_comes_from_each_kind_of_tasks_durations(tmp_path):
     # g2: 100 s, 30 spent, one at a time; s1..s4: 10 s each on two workers
     assert progress.eta_seconds() == pytest.approx(70.0 + 4 * 10.0 / 2)
     assert progress.completed == 3 and progress.total == 8
+    running = progress.snapshot()["running"]
+    assert running["g2"] == {"seconds": 30.0, "epoch": {"epoch": 3, "val_loss": 0.5}}
     progress.finished("s1", 0.0, error="ValueError: no data")
     progress.close()
     written = json.loads((tmp_path / "progress.json").read_text())

@@ -204,3 +204,53 @@ def test_a_series_with_fewer_validation_windows_than_supervised_steps_still_fits
     assert pooled.for_series("KO").card.split["val"].windows < 5
     alone = PooledNeuralForecaster(MambaForecaster, config).fit_many({"KO": shortest})
     assert alone.for_series("KO").history[0]["val_loss"] > 0  # scored at its last step
+
+
+def test_warm_started_universe_folds_start_from_the_previous_folds_network(
+    histories, monkeypatch, tmp_path
+):
+    import ml.state_space.evaluation.backtest as bt
+    from ml.state_space.evaluation.run_store import RunStore
+
+    starts, ends = {}, {}
+    real_fit = PooledNeuralForecaster.fit_many
+
+    def recording(self, fitted, **kwargs):
+        year = max(h.index[-1] for h in fitted.values()).year + 1
+        starts[year] = kwargs.get("initial_weights")
+        real_fit(self, fitted, **kwargs)
+        ends[year] = self.network_weights()
+        return self
+
+    async def in_process(tasks, parallel, planned, record, progress, before, sequential):
+        # a fold waits for the one before it
+        assert sequential == any(isinstance(t, GlobalBacktestTask) for t in tasks)
+        for task in tasks:
+            before(task)
+            record(task, bt.timed_run_task(task), 0.0)
+
+    monkeypatch.setattr(PooledNeuralForecaster, "fit_many", recording)
+    monkeypatch.setattr(bt, "_run_locally", in_process)
+    config = BacktestConfig(
+        years=(2018, 2019), models=("mamba", "rw"), training=tiny_universe_config(), warm_start=True
+    )
+    tests = {s: histories[s] for s in FITTED}
+    store = RunStore(tmp_path / "run")
+    whole = bt.backtest(tests, config, store=store)
+    assert not whole.failures and starts[2018] is None  # the first fold starts cold
+    for start, end in zip(starts[2019], ends[2018], strict=True):
+        np.testing.assert_array_equal(start, end)  # the second from the first's network
+
+    # a resumed run whose second fold was lost starts it from the first's weights on disk
+    (store.tasks / "backtest-mamba-all-2019-s42.parquet").unlink()
+    store.write_progress({"state": "running"})
+    starts.clear()
+    resumed = bt.backtest(tests, config, store=store, resume=True)
+    assert list(starts) == [2019] and resumed.resumed == len(whole.outcomes) - 1
+    for start, end in zip(starts[2019], ends[2018], strict=True):
+        np.testing.assert_array_equal(start, end)
+    pd.testing.assert_frame_equal(resumed.forecasts, whole.forecasts)
+    with pytest.raises(ValueError, match="do not fit this network"):
+        PooledNeuralForecaster(MambaForecaster, tiny_universe_config()).fit_many(
+            tests, initial_weights=ends[2018][:-1]
+        )

@@ -181,6 +181,7 @@ class TaskProgress:
         self.console = console
         self.state: BacktestProgress | None = None
         self.reported: str | None = None  # the finished task last reported
+        self.epoch_reported: Any = None  # the epoch record last logged
         self.live = (
             Live(console=console, refresh_per_second=2, get_renderable=self._render)
             if console is not None
@@ -189,6 +190,8 @@ class TaskProgress:
 
     def __call__(self, progress: BacktestProgress) -> None:
         self.state = progress
+        if self.console is None and progress.last_epoch is not self.epoch_reported:
+            self._log_epoch(*progress.last_epoch)
         if progress.last is None or progress.last[0] == self.reported:
             return
         key, seconds, error = progress.last
@@ -207,6 +210,20 @@ class TaskProgress:
             seconds,
             len(progress.running),
             format_duration(progress.eta_seconds()),
+        )
+
+    def _log_epoch(self, key: str, record: dict[str, Any]) -> None:
+        self.epoch_reported = self.state.last_epoch if self.state else None
+        if record.get("epoch", 0) == 0:
+            return
+        logger.info(
+            "%s epoch %d loss=%.4f val_loss=%.4f lr=%.2g (%.1fs)",
+            key,
+            record["epoch"],
+            record.get("loss", float("nan")),
+            record.get("val_loss", float("nan")),
+            record.get("learning_rate", float("nan")),
+            record.get("seconds", 0.0),
         )
 
     def _render(self) -> Group:

@@ -50,6 +50,7 @@ class BacktestProgress:
         self.failed: dict[str, str] = {}
         self.running: dict[str, Running] = {}
         self.last: tuple[str, float, str | None] | None = None  # the latest finished task
+        self.last_epoch: tuple[str, dict[str, Any]] | None = None  # the latest epoch record
         self.started_at = clock()
         self.state = "running"
         self._written = float("-inf")  # when progress.json was last written
@@ -67,6 +68,7 @@ class BacktestProgress:
             return
         running = self.running.setdefault(key, Running(self.clock(), {}))
         running.record = record
+        self.last_epoch = (key, record)
         self._changed()
 
     def finished(self, key: str, seconds: float, error: str | None = None) -> None:
@@ -123,8 +125,11 @@ class BacktestProgress:
             "done": self.completed,
             "resumed": len(self.resumed),
             "failed": sorted(self.failed),
-            "running": {
-                key: {"seconds": round(now - r.since, 1), **r.record}
+            "running": {  # with the network's latest epoch record, if it has one
+                key: {
+                    "seconds": round(now - r.since, 1),
+                    "epoch": r.record if r.record.get("epoch") else None,
+                }
                 for key, r in sorted(self.running.items())
             },
             "elapsed_seconds": round(now - self.started_at, 1),
