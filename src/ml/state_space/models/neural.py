@@ -101,7 +101,7 @@ class SeriesWindows:
     quality: QualityReport
     engineer: TimeSeriesFeatureEngineer
     features: pd.DataFrame
-    split: SequenceSplit
+    split: SequenceSplit | None  # None only while it is being made
 
     def train_segment(self) -> tuple[np.ndarray, np.ndarray]:
         """The training windows and their targets in units of the target scale."""
@@ -243,16 +243,31 @@ class NeuralForecaster(Servable):
         train/validation windows (normalised by ``normalizer``, or one fitted on their
         training rows), targets scaled as ``config.target_scaling`` says. Raises
         ``DataQualityError`` for unusable prices."""
-        config = self.config
         prices, quality = self._validated(prices, symbol)
         engineer = engineer or TimeSeriesFeatureEngineer().resolve(prices)
         features = engineer.transform(prices)
+        windows = SeriesWindows(symbol, prices, quality, engineer, features, split=None)
+        return self._split(windows, self.config.val_fraction, normalizer)
+
+    def renormalised(
+        self, series: SeriesWindows, normalizer: Normalizer, refit: bool = False
+    ) -> SeriesWindows:
+        """``series`` (of :meth:`prepare`, or of :meth:`refit_windows` with ``refit``) split
+        as before, normalised by ``normalizer``; its features are not computed again."""
+        return self._split(series, 0.0 if refit else self.config.val_fraction, normalizer)
+
+    def _split(
+        self, series: SeriesWindows, val_fraction: float, normalizer: Normalizer | None
+    ) -> SeriesWindows:
+        """``series`` with its embargoed windows (normalised by ``normalizer``, or one
+        fitted on their training rows), targets scaled as ``config.target_scaling`` says."""
+        prices, config = series.prices, self.config
         split = split_sequences(
-            features, prices["close"], config.generator(), config.val_fraction, 0.0, normalizer
+            series.features, prices["close"], config.generator(), val_fraction, 0.0, normalizer
         )
         if config.target_scaling == "volatility":
             split = _volatility_scaled(split, prices, self.horizons)
-        return SeriesWindows(symbol, prices, quality, engineer, features, split)
+        return replace(series, split=split)
 
     def adopt(
         self,
@@ -322,13 +337,10 @@ class NeuralForecaster(Servable):
         windows, through this forecaster's features, normalised by ``normalizer`` or by
         one fitted afresh on them."""
         card = self._fitted_card()
-        config = self.config
         prices, quality = self._validated(prices, card.symbol)
         features = self.engineer.transform(prices)[card.features.names]
-        split = split_sequences(features, prices["close"], config.generator(), 0.0, 0.0, normalizer)
-        if config.target_scaling == "volatility":
-            split = _volatility_scaled(split, prices, self.horizons)
-        return SeriesWindows(card.symbol, prices, quality, self.engineer, features, split)
+        windows = SeriesWindows(card.symbol, prices, quality, self.engineer, features, None)
+        return self._split(windows, 0.0, normalizer)
 
     def _validated(self, prices: pd.DataFrame, symbol: str) -> tuple[pd.DataFrame, QualityReport]:
         """The last ``config.days`` rows of ``prices`` (all, if unset) and their data

@@ -259,10 +259,7 @@ class PooledNeuralForecaster:
             raise ValueError(f"no usable series among {sorted(histories)}: {self.skipped}")
         if self.config.pooled_normalizer == "global":
             shared = _shared_normalizer(series.values())
-            series = {
-                symbol: member.prepare(histories[symbol], symbol, engineer, shared)
-                for symbol, member in members.items()
-            }
+            series = {s: member.renormalised(series[s], shared) for s, member in members.items()}
         return members, _on_one_scale(series)
 
     def refit(self, histories: Mapping[str, pd.DataFrame]) -> Self:
@@ -281,7 +278,11 @@ class PooledNeuralForecaster:
         epochs, rates = first.refit_schedule()
         series = self._refit_windows(histories)
         if self.config.pooled_normalizer == "global":
-            series = self._refit_windows(histories, _shared_normalizer(series.values()))
+            shared = _shared_normalizer(series.values())
+            series = {
+                s: members[s].renormalised(windows, shared, refit=True)
+                for s, windows in series.items()
+            }
         series = _on_one_scale(series)
         set_random_seed(self.config.seed)
         n_features = next(iter(series.values())).features.shape[1]
@@ -297,11 +298,9 @@ class PooledNeuralForecaster:
         self.shared = _shared(network, series, fitted.history, fitted.stop_reason, self.config)
         return self
 
-    def _refit_windows(
-        self, histories: Mapping[str, pd.DataFrame], normalizer: Normalizer | None = None
-    ) -> dict[str, SeriesWindows]:
+    def _refit_windows(self, histories: Mapping[str, pd.DataFrame]) -> dict[str, SeriesWindows]:
         return {
-            symbol: member.refit_windows(histories[symbol], normalizer)
+            symbol: member.refit_windows(histories[symbol])
             for symbol, member in self.members.items()
         }
 
