@@ -13,7 +13,11 @@ Examples:
     python scripts/backtest.py --years 2018-2022 --prices sp500_20_stocks_adjclose_1990_2022.csv.gz
 
 Writes forecasts.parquet, summary.json, report.md and PNG plots under --out; prints the
-summary table. Definitions of every number: docs/EVALUATION.md.
+summary table. Each finished task's forecasts land in --out/tasks/ as it ends and
+progress.json says where the run stands, so a stopped run continues with --resume:
+    python scripts/backtest.py --symbols SP500 --years 2016-2020 --models mamba,rw \
+        --set pooled=true --set pooled_normalizer=global --out reports/u --resume
+Definitions of every number: docs/EVALUATION.md.
 """
 
 from __future__ import annotations
