@@ -17,6 +17,7 @@ from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.schemas import ErrorResponse
+from ml.state_space.data.calendar import CalendarRangeError
 from ml.state_space.data.quality import DataQualityError
 from ml.state_space.data.sources import DataUnavailableError
 from ml.state_space.data.symbols import InvalidSymbolError
@@ -37,6 +38,7 @@ ERROR_TABLE: tuple[tuple[type[Exception], int, str], ...] = (
     (ModelNotFoundError, 404, "model_not_found"),
     (DataUnavailableError, 503, "data_unavailable"),
     (InsufficientHistoryError, 422, "insufficient_history"),
+    (CalendarRangeError, 422, "outside_calendar"),
     (DataQualityError, 422, "data_quality"),
     (ArtifactMismatchError, 503, "artifact_mismatch"),
     (CorruptArtifactError, 503, "artifact_corrupt"),

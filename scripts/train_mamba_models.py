@@ -24,7 +24,6 @@ from ml.cli.args import (
     symbols_and_prices,
     writable_directory,
 )
-from ml.state_space.data.universe import resolve_symbols
 from ml.state_space.models.fallback import FALLBACKS
 from ml.state_space.registry import DEFAULT_ROOT, KEEP_VERSIONS, ModelRegistry
 
@@ -116,7 +115,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "compile (tiny models and debugging)",
     )
     parser.add_argument("--scheduler", help="Dask scheduler address, e.g. tcp://127.0.0.1:8786")
-    parser.add_argument("--test", action="store_true", help=f"quick run: {TEST_SYMBOLS}, 2 epochs")
+    parser.add_argument(
+        "--test",
+        action="store_true",
+        help=f"quick run: 2 epochs on the last 1,500 days, of {TEST_SYMBOLS} unless\n"
+        "--symbols or --prices say which",
+    )
     parser.add_argument("--log-level", default="INFO")
     return parser.parse_args(argv)
 
@@ -165,10 +169,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         config = build_config(args)
-        if args.test:
-            symbols, prices = resolve_symbols(TEST_SYMBOLS), None
-        else:
-            symbols, prices = symbols_and_prices(args, "BUNDLED", config.min_history())
+        default = TEST_SYMBOLS if args.test else "BUNDLED"  # --test: a quick run of them
+        symbols, prices = symbols_and_prices(args, default, config.min_history())
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -42,8 +42,12 @@ def test_last_session_before_skips_holidays():
 
 
 def test_out_of_range_and_bad_days_are_clear_errors():
+    # the calendar covers every date a price history may have: 1900 to a year ahead
+    assert add_trading_days("1980-01-02", 1) == pd.Timestamp("1980-01-03")
+    ahead = pd.Timestamp.today().normalize() + pd.DateOffset(years=1)
+    assert add_trading_days(ahead, 30) > ahead
     with pytest.raises(CalendarRangeError, match="XNYS"):
-        add_trading_days("1980-01-02", 1)
+        add_trading_days("1899-06-01", 1)
     with pytest.raises(CalendarRangeError):
         add_trading_days("2200-01-02", 1)
     with pytest.raises(ValueError, match="days"):

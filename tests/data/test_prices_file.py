@@ -108,6 +108,26 @@ BAD_FILES = {
         r"AAA has 1 rows of prices but at least 2 are needed",
     ),
     "empty": ("date,symbol,close\n", r"no prices in the file"),
+    "columns differing in case": (
+        "date,symbol,Close,close\n2020-01-02,AAA,1,1\n",
+        r"columns 'Close', 'close' differ only in case or spaces.*keep one of them",
+    ),
+    "wide symbols differing in case": (
+        "date,AAPL,aapl\n2020-01-02,1,1\n",
+        r"columns 'AAPL', 'aapl' differ only in case",
+    ),
+    "a day with and without a time": (
+        "date,symbol,close\n2016-07-14,AAA,1\n2016-07-14 16:00,AAA,2\n2016-07-15,AAA,3\n",
+        r"line 3: AAA has 2016-07-14 more than once.*a time of day does not make another day",
+    ),
+    "blank lines before the bad value": (
+        "date,AAA\n2020-01-02,1\n\n\n2020-01-03,x\n",
+        r"line 5: AAA on 2020-01-03: close 'x'",
+    ),
+    "day-first dates": (
+        "date,AAA\n12/01/2020,1\n13/01/2020,2\n",
+        r"not in ascending order.*dates with '/' are read month first.*YYYY-MM-DD",
+    ),
 }
 
 
@@ -122,8 +142,11 @@ def test_each_bad_file_names_the_file_the_row_and_the_fix(tmp_path: Path, case: 
 
 
 def test_missing_unreadable_and_unsupported_files(tmp_path: Path) -> None:
-    with pytest.raises(PricesFileError, match="no such file"):
+    with pytest.raises(PricesFileError, match="no such file; check the path"):
         read_prices_file(tmp_path / "absent.csv")
+    (tmp_path / "folder.csv").mkdir()
+    with pytest.raises(PricesFileError, match="is a directory; give the prices file inside it"):
+        read_prices_file(tmp_path / "folder.csv")
     with pytest.raises(PricesFileError, match="unsupported file type"):
         read_prices_file(tmp_path / "prices.xlsx")
     broken = tmp_path / "broken.parquet"
@@ -165,17 +188,21 @@ def run_script(script: str, *args: str, cwd: Path) -> subprocess.CompletedProces
     )
 
 
-@pytest.mark.parametrize("script", ["train_mamba_models.py", "backtest.py", "data_quality.py"])
-def test_a_bad_prices_file_exits_2_before_anything_is_written(tmp_path: Path, script) -> None:
+@pytest.mark.parametrize(
+    "command",
+    ["train_mamba_models.py", "train_mamba_models.py --test", "backtest.py", "data_quality.py"],
+)
+def test_a_bad_prices_file_exits_2_before_anything_is_written(tmp_path: Path, command) -> None:
+    script, *extra = command.split()  # --test reads the --prices file too
     bad = tmp_path / "bad.csv"
     bad.write_text("date,symbol,close\n2020-01-02,AAA,1\n2020-01-02,AAA,2\n")
     out = tmp_path / "out"
     flags = {"train_mamba_models.py": "--models-dir"}.get(script, "--out")
-    done = run_script(script, "--prices", str(bad), flags, str(out), cwd=tmp_path)
+    done = run_script(script, *extra, "--prices", str(bad), flags, str(out), cwd=tmp_path)
     assert done.returncode == 2, done.stderr[-2000:]
     assert "bad.csv, line 3: AAA has 2020-01-02 more than once" in done.stderr
     assert "Traceback" not in done.stderr
-    assert not out.exists() or not any(p.is_file() for p in out.rglob("*"))
+    assert not out.exists()  # not even an empty directory
 
 
 def test_data_quality_audits_a_users_file(tmp_path: Path, real) -> None:
@@ -185,3 +212,25 @@ def test_data_quality_audits_a_users_file(tmp_path: Path, real) -> None:
     done = run_script("data_quality.py", "--prices", str(path), "--out", "q", cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "| missing_sessions | 1 | 1 |" in (tmp_path / "q" / "quality.md").read_text()
+
+
+def test_timezone_aware_dates_become_new_york_trading_days(tmp_path: Path) -> None:
+    instants = pd.to_datetime(["2020-01-02 21:00", "2020-01-03 21:00", "2020-01-06 21:00"])
+    table = pd.DataFrame(
+        {"date": instants.tz_localize("UTC"), "symbol": "AAA", "close": [1.0, 2.0, 3.0]}
+    )
+    table.to_parquet(tmp_path / "aware.parquet")  # 16:00 in New York: the same day there
+    text = "date,AAA\n2020-01-02T16:00:00-05:00,1\n2020-01-04T00:30:00Z,2\n2020-01-06,3\n"
+    (tmp_path / "offsets.csv").write_text(text)
+    expected = pd.DatetimeIndex(["2020-01-02", "2020-01-03", "2020-01-06"])
+    assert read_prices_file(tmp_path / "aware.parquet")["AAA"].index.equals(expected)
+    # 00:30 UTC on Jan 4 is the evening of Jan 3 in New York
+    assert read_prices_file(tmp_path / "offsets.csv")["AAA"].index.equals(expected)
+
+
+def test_a_parquet_value_is_named_as_a_number(tmp_path: Path) -> None:
+    dates = ["2020-01-02", "2020-01-03"]
+    table = pd.DataFrame({"date": dates, "symbol": "A", "close": [1.0, -1.0]})
+    table.to_parquet(tmp_path / "negative.parquet")
+    with pytest.raises(PricesFileError, match=r"row 2: A on 2020-01-03: close -1 is not"):
+        read_prices_file(tmp_path / "negative.parquet")

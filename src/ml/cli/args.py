@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import tempfile
+import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -72,16 +72,18 @@ def positive_float(text: str) -> float:
 
 
 def writable_directory(text: str) -> str:
-    """A directory this process can write into, created if missing: a models directory
-    that is a file or read-only is a usage error before any work, not a crash after it."""
-    try:
-        Path(text).mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=text):
-            pass
-    except OSError as error:
-        reason = error.strerror or type(error).__name__
-        message = f"{text!r} is not a writable directory ({reason})"
-        raise argparse.ArgumentTypeError(message) from error
+    """A directory this process can write into, or create: a models directory that is a
+    file or read-only is a usage error before any work, not a crash after it. Nothing is
+    created here (a run refused later, e.g. for a bad prices file, leaves no directory)."""
+    path = Path(text)
+    existing = next(p for p in (path, *path.parents) if p.exists() or p == Path(p.anchor))
+    reason = None
+    if not existing.is_dir():
+        reason = f"{existing} is not a directory"
+    elif not os.access(existing, os.W_OK | os.X_OK):
+        reason = f"{existing} is read-only"
+    if reason:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a writable directory ({reason})")
     return text
 
 

@@ -15,7 +15,10 @@ import numpy as np
 import pandas as pd
 
 EXCHANGE = "XNYS"
-FIRST_SESSION = "1990-01-02"
+# the range of dates a price history may have (the service admits 1900 to a year ahead),
+# and the targets 30 sessions beyond it
+FIRST_SESSION = "1900-01-02"
+YEARS_AHEAD = 2
 
 
 class CalendarRangeError(ValueError):
@@ -24,8 +27,10 @@ class CalendarRangeError(ValueError):
 
 @cache
 def sessions() -> pd.DatetimeIndex:
-    """Every NYSE session from 1990 to the calendar's end (a year after today)."""
-    return exchange_calendars.get_calendar(EXCHANGE, start=FIRST_SESSION).sessions
+    """Every NYSE session from 1900 to two years after today (the calendar's rules: its
+    holidays and known closures)."""
+    end = pd.Timestamp.today().normalize() + pd.DateOffset(years=YEARS_AHEAD)
+    return exchange_calendars.get_calendar(EXCHANGE, start=FIRST_SESSION, end=end).sessions
 
 
 def add_trading_days(as_of: pd.Timestamp | str, days: int) -> pd.Timestamp:

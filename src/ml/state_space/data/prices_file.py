@@ -61,8 +61,10 @@ def _read_table(path: Path) -> tuple[pd.DataFrame, Callable[[int], str]]:
         raise PricesFileError(
             f"{path}: unsupported file type; give a .csv, .csv.gz or .parquet file"
         )
+    if path.is_dir():
+        raise PricesFileError(f"{path}: is a directory; give the prices file inside it")
     if not path.is_file():
-        raise PricesFileError(f"{path}: no such file; check the path given to --prices")
+        raise PricesFileError(f"{path}: no such file; check the path")
     try:
         if suffix == ".parquet":
             table = pd.read_parquet(path)
@@ -74,7 +76,10 @@ def _read_table(path: Path) -> tuple[pd.DataFrame, Callable[[int], str]]:
                 f"{path}: column(s) {', '.join(repeated)} appear more than once in the "
                 "header; keep one column per symbol"
             )
-        return pd.read_csv(path, dtype=str, keep_default_na=False), lambda n: f"line {n + 2}"
+        # blank lines kept as empty rows, then dropped: the index stays each row's line - 2
+        table = pd.read_csv(path, dtype=str, keep_default_na=False, skip_blank_lines=False)
+        blank = table.apply(lambda column: column.fillna("").str.strip() == "").all(axis=1)
+        return table[~blank], lambda n: f"line {n + 2}"
     except PricesFileError:
         raise
     except Exception as exc:  # pandas/pyarrow raise many types for unreadable files
@@ -87,13 +92,20 @@ def _read_table(path: Path) -> tuple[pd.DataFrame, Callable[[int], str]]:
 def _long_table(table: pd.DataFrame, path: Path) -> pd.DataFrame:
     """``date, symbol, <values>, position`` from either layout."""
     keys = [_key(c) for c in table.columns]
+    clashes = sorted({k for k in keys if keys.count(k) > 1})
+    if clashes:
+        named = [str(c) for c in table.columns if _key(c) in clashes]
+        raise PricesFileError(
+            f"{path}: columns {', '.join(map(repr, named))} differ only in case or spaces, "
+            "so they name the same thing; keep one of them"
+        )
     if "date" not in keys:
         raise PricesFileError(
             f"{path}: no 'date' column (columns: {', '.join(map(str, table.columns))}); "
             "name the column of trading days 'date'"
         )
     table = table.copy()
-    table["position"] = np.arange(len(table))
+    table["position"] = np.asarray(table.index)  # where each row is in the file
     if "symbol" in keys:
         table.columns = [*keys, "position"]
         if not {"close", "adj_close"} & set(keys):
@@ -116,17 +128,60 @@ def _fail(path: Path, where: str, message: str, fix: str) -> PricesFileError:
     return PricesFileError(f"{path}, {where}: {message}; {fix}")
 
 
+EXCHANGE_TIMEZONE = "America/New_York"
+_OFFSET = r"(?:Z|[+-]\d{2}:?\d{2})$"
+
+
+def _dates(column: pd.Series) -> pd.Series:
+    """Each row's trading day (NaT where it is not a date): a time of day is dropped, and a
+    date with a timezone or UTC offset is first converted to New York time (the exchange's
+    day). Two rows of one symbol on the same day are then refused by :func:`_check_dates`."""
+    if isinstance(column.dtype, pd.DatetimeTZDtype):
+        return column.dt.tz_convert(EXCHANGE_TIMEZONE).dt.tz_localize(None).dt.normalize()
+    if pd.api.types.is_datetime64_dtype(column.dtype):
+        return column.dt.normalize()
+    text = column.astype(str).str.strip()
+    aware = text.str.contains(_OFFSET, regex=True)
+    dates = pd.Series(pd.NaT, index=column.index, dtype="datetime64[ns]")
+    if (~aware).any():
+        naive = pd.to_datetime(text[~aware], errors="coerce", format="mixed")
+        dates[~aware] = naive.dt.normalize()
+    if aware.any():
+        utc = pd.to_datetime(text[aware], errors="coerce", format="mixed", utc=True)
+        dates[aware] = utc.dt.tz_convert(EXCHANGE_TIMEZONE).dt.tz_localize(None).dt.normalize()
+    return dates
+
+
+def _shown(value: object) -> str:
+    """A cell's value as the user wrote it: a string quoted, a number plain."""
+    if isinstance(value, str):
+        return repr(value)
+    try:
+        return f"{float(value):g}"
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+def _date_hint(rows: pd.DataFrame) -> str:
+    """A hint for dates that may have been read in the wrong order of day and month."""
+    if rows["raw_date"].astype(str).str.contains("/").any():
+        return (
+            " (dates with '/' are read month first where they can be, e.g. 03/04/2016 as "
+            "March 4: write them as YYYY-MM-DD)"
+        )
+    return ""
+
+
 def _parse(long: pd.DataFrame, path: Path, where: Callable[[int], str]) -> pd.DataFrame:
     """Dates, symbols and numbers parsed and checked value by value."""
-    text = long["date"].astype(str).str.strip()
-    dates = pd.to_datetime(text, errors="coerce", format="mixed")
+    dates = _dates(long["date"])
     if dates.isna().any():
         row = long[dates.isna()].iloc[0]
         raise _fail(
             path, where(row.position), f"date {row.date!r} is not a date",
             "write dates as YYYY-MM-DD",
         )
-    long = long.assign(date=dates.dt.tz_localize(None) if dates.dt.tz else dates)
+    long = long.assign(date=dates, raw_date=long["date"])
     symbols = {}
     for name in long["symbol"].unique():
         try:
@@ -143,7 +198,7 @@ def _parse(long: pd.DataFrame, path: Path, where: Callable[[int], str]) -> pd.Da
             what = "positive number" if column in _PRICES else "number >= 0"
             raise _fail(
                 path, where(row.position),
-                f"{row.symbol} on {row.date:%Y-%m-%d}: {column} {row[column]!r} is not a "
+                f"{row.symbol} on {row.date:%Y-%m-%d}: {column} {_shown(row[column])} is not a "
                 f"finite {what}",
                 "correct the value or remove the row",
             )
@@ -157,8 +212,9 @@ def _check_dates(rows: pd.DataFrame, symbol: str, path: Path, where: Callable[[i
     if repeated.any():
         row = rows[repeated].iloc[0]
         raise _fail(
-            path, where(row.position), f"{symbol} has {row.date:%Y-%m-%d} more than once",
-            "keep one row per symbol and date",
+            path, where(row.position),
+            f"{symbol} has {row.date:%Y-%m-%d} more than once{_date_hint(rows)}",
+            "keep one row per symbol and date (a time of day does not make another day)",
         )
     falling = dates.diff() < pd.Timedelta(0)
     if falling.any():
@@ -166,7 +222,7 @@ def _check_dates(rows: pd.DataFrame, symbol: str, path: Path, where: Callable[[i
         raise _fail(
             path, where(row.position),
             f"{symbol}'s dates are not in ascending order ({row.date:%Y-%m-%d} after a "
-            "later date)",
+            f"later date){_date_hint(rows)}",
             "sort the file by symbol and date",
         )
 
@@ -190,7 +246,7 @@ def read_prices_file(path: PathLike, min_rows: int = 2) -> dict[str, pd.DataFram
                 f"{path}: {symbol} has {len(rows)} rows of prices but at least {min_rows} "
                 "are needed; give a longer history or leave the symbol out"
             )
-        frame = standardise(rows.set_index("date").drop(columns=["symbol", "position"]))
+        frame = standardise(rows.set_index("date").drop(columns=["symbol", "position", "raw_date"]))
         frame.attrs = {"symbol": symbol, "source": "file", "dataset": path.name}
         frames[symbol] = frame
     return frames
