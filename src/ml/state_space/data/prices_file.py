@@ -129,7 +129,6 @@ def _fail(path: Path, where: str, message: str, fix: str) -> PricesFileError:
 
 
 EXCHANGE_TIMEZONE = "America/New_York"
-_OFFSET = r"(?:Z|[+-]\d{2}:?\d{2})$"
 
 
 def _dates(column: pd.Series) -> pd.Series:
@@ -141,15 +140,20 @@ def _dates(column: pd.Series) -> pd.Series:
     if pd.api.types.is_datetime64_dtype(column.dtype):
         return column.dt.normalize()
     text = column.astype(str).str.strip()
-    aware = text.str.contains(_OFFSET, regex=True)
-    dates = pd.Series(pd.NaT, index=column.index, dtype="datetime64[ns]")
-    if (~aware).any():
-        naive = pd.to_datetime(text[~aware], errors="coerce", format="mixed")
-        dates[~aware] = naive.dt.normalize()
-    if aware.any():
-        utc = pd.to_datetime(text[aware], errors="coerce", format="mixed", utc=True)
-        dates[aware] = utc.dt.tz_convert(EXCHANGE_TIMEZONE).dt.tz_localize(None).dt.normalize()
-    return dates
+    return text.map({value: _day(value) for value in text.unique()}).astype("datetime64[ns]")
+
+
+def _day(text: str) -> pd.Timestamp:
+    """One cell's trading day, NaT if it is not a date (parsed once per distinct value)."""
+    try:
+        stamp = pd.Timestamp(text)
+    except (ValueError, TypeError, OverflowError):
+        return pd.NaT
+    if pd.isna(stamp):
+        return pd.NaT
+    if stamp.tz is not None:
+        stamp = stamp.tz_convert(EXCHANGE_TIMEZONE).tz_localize(None)
+    return stamp.normalize()
 
 
 def _shown(value: object) -> str:
