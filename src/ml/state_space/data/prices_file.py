@@ -78,6 +78,12 @@ def _read_table(path: Path) -> tuple[pd.DataFrame, Callable[[int], str]]:
             )
         # blank lines kept as empty rows, then dropped: the index stays each row's line - 2
         table = pd.read_csv(path, dtype=str, keep_default_na=False, skip_blank_lines=False)
+        if not isinstance(table.index, pd.RangeIndex):  # pandas took the extra as an index
+            raise PricesFileError(
+                f"{path}: the lines hold more values than the header has column names (a "
+                "comma inside a number, or an unnamed column); name every column and write "
+                "numbers without thousands separators"
+            )
         blank = table.apply(lambda column: column.fillna("").str.strip() == "").all(axis=1)
         return table[~blank], lambda n: f"line {n + 2}"
     except PricesFileError:
