@@ -145,3 +145,22 @@ def test_touches_flagged_counts_the_input_window_and_the_target() -> None:
     hits = touches_flagged(index, flagged, index, horizon=2, lookback=3)
     # origin t touches row 10 when t - 3 < 10 <= t + 2, i.e. t in 8..12
     assert list(np.flatnonzero(hits)) == [8, 9, 10, 11, 12]
+
+
+def test_a_bar_no_trade_could_make_is_flagged_and_kept_out_of_scoring() -> None:
+    days = pd.bdate_range("2019-01-02", periods=30)
+    close = np.linspace(100, 110, 30)
+    bars = pd.DataFrame(
+        {"open": close, "high": close * 1.01, "low": close * 0.99, "close": close}, index=days
+    )
+    assert not find_artefacts("X", bars)
+    bars.iloc[10, 1], bars.iloc[10, 2] = bars.iloc[10, 2], bars.iloc[10, 1]  # high below low
+    bars.iloc[20, 3] = bars.iloc[20, 1] * 3  # a close three times the high
+    found = [(a.date, a.kind) for a in find_artefacts("X", bars)]
+    assert found == [
+        (f"{days[10]:%Y-%m-%d}", "inconsistent_bar"),
+        (f"{days[20]:%Y-%m-%d}", "inconsistent_bar"),
+    ]
+    assert "high must be at least low" in find_artefacts("X", bars)[0].detail
+    flagged = pd.DatetimeIndex(screen("X", bars).prices.attrs["flagged"])
+    assert {days[10], days[20]} <= set(flagged)

@@ -20,6 +20,9 @@ real crashes (AAPL 2000-09-29, AIG 2008-09-15, the oil names on 2020-03-09) stay
 - ``stale_bar``: open, high, low and close all equal to the previous bar's, not a flat bar
   (2003-01-29);
 - ``flat_zero_volume``: no volume and open = high = low = close (ODFL 1999-2002);
+- ``inconsistent_bar``: high below low, or the open or close outside [low, high] (beyond a
+  millionth, for rounding): a bar no trade could make (none in the bundled universe; a
+  user's file may have them);
 - ``missing_sessions``: NYSE sessions with no bar; flagged on the bar after the gap.
 
 Rules that need columns a frame lacks (close-only data has no range or volume) are skipped.
@@ -62,6 +65,7 @@ KINDS = (
     "reversal",
     "stale_bar",
     "flat_zero_volume",
+    "inconsistent_bar",
     "missing_sessions",
 )
 BIG_MOVE = 0.4
@@ -72,6 +76,7 @@ CALM_VOLUME = 3.5
 CALM_RANGE = 1.5
 ORDINARY_VOLUME = 2.0
 MEDIAN_DAYS = 20
+ROUNDING = 1e-6  # a relative slack for high/low comparisons
 
 
 @dataclass(frozen=True)
@@ -162,6 +167,13 @@ def _rules(bars: pd.DataFrame) -> dict[str, Rule]:
                 (bars["volume"] == 0) & flat,
                 lambda d: "no volume, open = high = low = close",
             )
+        high, low = ohlc["high"] * (1 + ROUNDING), ohlc["low"] * (1 - ROUNDING)
+        rules["inconsistent_bar"] = (
+            (high < low) | (ohlc[["open", "close"]].gt(high, axis=0)).any(axis=1)
+            | (ohlc[["open", "close"]].lt(low, axis=0)).any(axis=1),
+            lambda d: "open {:g}, high {:g}, low {:g}, close {:g}: high must be at least low, "
+            "open and close within them".format(*ohlc.loc[d, ["open", "high", "low", "close"]]),
+        )
     return rules
 
 
