@@ -117,7 +117,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--warm-start",
         action="store_true",
         help="fit each neural fold from the previous fold's weights (a symbol's folds run\n"
-        "in year order in one task; a pooled network's folds one after another)",
+        "in year order in one task)",
     )
     parser.add_argument("--parallel", type=positive_int, default=2, help="worker processes")
     parser.add_argument("--scheduler", help="Dask scheduler address, e.g. tcp://127.0.0.1:8786")

@@ -222,7 +222,7 @@ def test_global_models_fit_on_the_fit_symbols_and_forecast_symbols_they_never_sa
     assert sorted(global_task.histories) == ["AAPL", "KO", "XOM"]
     assert [m.symbol for m in global_task.members] == ["MSFT"]
 
-    async def in_process(tasks, parallel, planned, record, progress, before, sequential):
+    async def in_process(tasks, parallel, planned, record, progress):
         for task in tasks:
             record(task, bt.timed_run_task(task), 0.0)
 

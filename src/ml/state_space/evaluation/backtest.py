@@ -14,16 +14,13 @@ baseline task costs milliseconds. A *global* model (``lgbm``, or a neural model 
 is fitted on every symbol's history before the fold, with one cut-off date for all, and
 forecasts each symbol. With ``warm_start`` a neural model's folds of one
 symbol run in year order in one task, each fit starting from the previous fold's
-weights; a pooled network's folds run one after another, each starting from the previous
-fold's network (kept with its rows, so a resumed run starts from the same weights).
-Several seeds make a seed ensemble of a neural model: its quantiles are
+weights. Several seeds make a seed ensemble of a neural model: its quantiles are
 averaged.
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 import multiprocessing
 import queue
@@ -71,9 +68,7 @@ class BacktestConfig:
     training: TrainingConfig = field(default_factory=TrainingConfig)
     gbm: GBMConfig = field(default_factory=GBMConfig)
     seeds: tuple[int, ...] = (42,)
-    # neural folds start from the previous fold's weights: a symbol's folds in one task, a
-    # pooled network's folds one after another
-    warm_start: bool = False
+    warm_start: bool = False  # neural folds start from the previous fold's weights
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.models) - set(ALL_MODELS))
@@ -83,6 +78,8 @@ class BacktestConfig:
             raise ValueError("a backtest needs at least one test year and one seed")
         if "rw" not in self.models:
             raise ValueError("the random walk 'rw' is the baseline every model is scored against")
+        if self.warm_start and self.training.pooled:
+            raise ValueError("warm starts are for per-series networks, not pooled ones")
 
     @property
     def horizons(self) -> tuple[int, ...]:
@@ -222,10 +219,6 @@ class GlobalBacktestTask:
 
     members: list[BacktestTask]
     histories: dict[str, pd.DataFrame]  # the fit symbols' screened histories
-    # a pooled network's warm start (``config.warm_start``): the previous fold's weights in,
-    # this fold's out (set by :meth:`run` in the worker, returned with the rows)
-    warm_weights: list[np.ndarray] | None = None
-    network_weights: list[np.ndarray] | None = None
 
     @property
     def key(self) -> str:
@@ -255,9 +248,7 @@ class GlobalBacktestTask:
         elif isinstance(forecaster, GlobalQuantileGBM):
             forecaster.fit_many(fitted)
         else:  # a pooled network: its epochs are the task's progress
-            forecaster.fit_many(fitted, on_epoch=self._report, initial_weights=self.warm_weights)
-            if first.config.warm_start:
-                self.network_weights = forecaster.network_weights()
+            forecaster.fit_many(fitted, on_epoch=self._report)
         rows = []
         for member, fold in zip(self.members, folds, strict=True):
             try:
@@ -283,16 +274,13 @@ class TaskResult:
 
     rows: pd.DataFrame
     seconds: float
-    weights: list[np.ndarray] | None = None  # a warm-started chain's network, for its next fold
 
 
 def timed_run_task(task: Task) -> TaskResult:
     """``task.run()``, timed; reports ``{"epoch": 0}`` to the run's progress as it starts."""
     report_progress(task.key, {"epoch": 0})
     started = time.perf_counter()
-    rows = task.run()
-    weights = task.network_weights if isinstance(task, GlobalBacktestTask) else None
-    return TaskResult(rows, time.perf_counter() - started, weights)
+    return TaskResult(task.run(), time.perf_counter() - started)
 
 
 def forecast_rows(
@@ -484,19 +472,6 @@ async def run_backtest(
     progress.planned(tasks, finished)
     results: dict[str, pd.DataFrame] = {}
     outcomes: list[TaskOutcome] = []
-    previous = warm_chains(tasks) if config.warm_start else {}
-    weights: dict[str, list[np.ndarray]] = {}  # a warm chain's fitted networks
-    if previous and scheduler:
-        raise ValueError("a warm-started pooled network runs its folds in order: run it locally")
-
-    def warm(task: Task) -> None:
-        """Start a chained fold from the previous fold's network (this run's, or on disk)."""
-        before = previous.get(task.key)
-        if before is None or not isinstance(task, GlobalBacktestTask):
-            return
-        task.warm_weights = weights.get(before) or (store.weights(before) if store else None)
-        if task.warm_weights is None:
-            logger.warning("%s: no network of %s to start from: a cold start", task.key, before)
 
     def record(task: Task, result: TaskResult | BaseException, seconds: float) -> None:
         if isinstance(result, BaseException):
@@ -504,10 +479,6 @@ async def run_backtest(
             logger.warning("%s failed: %s", task.key, outcome.error)
         else:
             outcome = TaskOutcome(task.key, result.seconds)
-            if result.weights is not None:  # before the rows: a finished fold has both
-                weights[task.key] = result.weights
-                if store is not None:
-                    store.save_weights(task.key, result.weights)
             if store is not None:
                 store.save(task.key, result.rows)
             else:
@@ -526,8 +497,7 @@ async def run_backtest(
         # are sized by every planned task, so a resumed task runs with the same threads
         for group, workers in _local_groups(tasks, parallel):
             todo = [t for t in group if t.key not in finished]
-            chained = any(t.key in previous for t in todo)
-            await _run_locally(todo, workers, len(group), record, progress, warm, chained)
+            await _run_locally(todo, workers, len(group), record, progress)
     progress.close()
     if store is not None:
         keys = store.finished() & {task.key for task in tasks}
@@ -540,26 +510,9 @@ async def run_backtest(
     )
 
 
-def warm_chains(tasks: Sequence[Task]) -> dict[str, str]:
-    """Each pooled network fold's task key -> the key of the same model's and seed's
-    previous fold, whose weights it starts from."""
-    chains: dict[tuple[str, int], list[GlobalBacktestTask]] = {}
-    for task in tasks:
-        if isinstance(task, GlobalBacktestTask) and task.model in NEURAL_MODELS:
-            first = task.members[0]
-            chains.setdefault((first.model, first.seed), []).append(task)
-    previous = {}
-    for chain in chains.values():
-        ordered = sorted(chain, key=lambda t: t.members[0].year)
-        previous.update({t.key: p.key for p, t in itertools.pairwise(ordered)})
-    return previous
-
-
 def _local_groups(tasks: list[Task], parallel: int) -> list[tuple[list[Task], int]]:
-    """The global fits, one at a time in year order, then the rest on ``parallel``
-    workers."""
+    """The global fits, one at a time, then the rest on ``parallel`` workers."""
     global_fits = [t for t in tasks if isinstance(t, GlobalBacktestTask)]
-    global_fits.sort(key=lambda t: t.members[0].year)
     rest = [t for t in tasks if not isinstance(t, GlobalBacktestTask)]
     return [(global_fits, 1), (rest, parallel)]
 
@@ -570,13 +523,10 @@ async def _run_locally(
     planned: int,
     record: Callable[[Task, Any, float], None],
     progress: BacktestProgress,
-    before: Callable[[Task], None] | None = None,
-    sequential: bool = False,
 ) -> None:
     """Run ``tasks`` on up to ``parallel`` processes, as many as for the ``planned`` tasks
     of their group (so a resumed task gets the threads it had); the workers' start and
-    epoch records go to ``progress``. ``before`` prepares each task as it is submitted;
-    ``sequential`` submits each only when the one before it has ended (a warm chain)."""
+    epoch records go to ``progress``."""
     if not tasks:
         return
     loop = asyncio.get_running_loop()
@@ -589,8 +539,6 @@ async def _run_locally(
         with process_pool(parallel, planned, events) as pool:
 
             async def one(task: Task) -> None:
-                if before is not None:
-                    before(task)
                 started = time.perf_counter()
                 try:
                     result = await loop.run_in_executor(pool, timed_run_task, task)
@@ -598,11 +546,7 @@ async def _run_locally(
                     result = error
                 record(task, result, time.perf_counter() - started)
 
-            if sequential:
-                for task in tasks:
-                    await one(task)
-            else:
-                await asyncio.gather(*(one(task) for task in tasks))
+            await asyncio.gather(*(one(task) for task in tasks))
     finally:
         pump.cancel()
         manager.shutdown()

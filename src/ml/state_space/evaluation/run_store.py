@@ -20,7 +20,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from ml.state_space.atomic import atomic_write, atomic_write_json
@@ -74,11 +73,6 @@ def differences(before: Any, after: Any, path: str = "") -> list[str]:
     return [] if before == after else [f"{path}: {before!r} -> {after!r}"]
 
 
-def _write_npz(path: Path, weights: list[np.ndarray]) -> None:
-    with open(path, "wb") as handle:  # a handle: np.savez would add .npz to the name
-        np.savez(handle, **{f"w{i}": w for i, w in enumerate(weights)})
-
-
 def _few(items: list[str], shown: int = 5) -> str:
     more = f" and {len(items) - shown} more" if len(items) > shown else ""
     return ", ".join(items[:shown]) + more
@@ -117,8 +111,7 @@ class RunStore:
                 f"{self.out} holds an unfinished backtest ({len(done)} tasks done): add "
                 "--resume to continue it, or choose another --out (or delete it) to start afresh"
             )
-        earlier_files = [*self.tasks.glob("*.parquet"), *self.tasks.glob("*.weights.npz")]
-        for path in [*earlier_files, *(self.out / n for n in STALE_FILES)]:
+        for path in [*self.tasks.glob("*.parquet"), *(self.out / n for n in STALE_FILES)]:
             path.unlink(missing_ok=True)  # an earlier run's: they would mix with this one's
         atomic_write_json(self.out / RUN_FILE, manifest)
         return set()
@@ -134,18 +127,6 @@ class RunStore:
     def save(self, key: str, rows: pd.DataFrame) -> Path:
         """One finished task's rows, whole or not at all."""
         return atomic_write(self.tasks / f"{key}.parquet", lambda tmp: rows.to_parquet(tmp))
-
-    def save_weights(self, key: str, weights: list[np.ndarray]) -> Path:
-        """A warm-started fold's network weights, for the next fold of a resumed run."""
-        path = self.tasks / f"{key}.weights.npz"
-        return atomic_write(path, lambda tmp: _write_npz(tmp, weights))
-
-    def weights(self, key: str) -> list[np.ndarray] | None:
-        path = self.tasks / f"{key}.weights.npz"
-        if not path.exists():
-            return None
-        with np.load(path) as saved:
-            return [saved[f"w{i}"] for i in range(len(saved.files))]
 
     def rows(self, keys: list[str] | None = None) -> list[pd.DataFrame]:
         """The finished tasks' rows, in key order (the order never depends on which run

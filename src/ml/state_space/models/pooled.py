@@ -82,7 +82,6 @@ class PooledNeuralForecaster:
         self.members: dict[str, NeuralForecaster] = {}
         self.skipped: dict[str, str] = {}  # series left out of the fit, and why
         self.shared: SharedNetwork | None = None
-        self._initial_weights: list[np.ndarray] | None = None  # a warm start's, if any
         ohlcv = config.pooled_ohlcv
         self.engineer = TimeSeriesFeatureEngineer(use_ohlc=ohlcv, use_volume=ohlcv)
 
@@ -96,23 +95,17 @@ class PooledNeuralForecaster:
         work_dir: str | Path | None = None,
         on_epoch: EpochCallback | None = None,
         refit: bool | None = None,
-        initial_weights: list[np.ndarray] | None = None,
     ) -> Self:
         """Fit one network on every usable series of ``histories`` (a series whose prices
         fail the data checks is left out and listed in :attr:`skipped`), then, if
         ``refit`` (default ``config.refit``), :meth:`refit` it on all of them. ``work_dir``
-        keeps the fit's checkpoints and resume state. ``initial_weights`` (an earlier
-        fit's :meth:`network_weights`: a warm start) replace the seeded initial weights of
-        the fit and the refit. ValueError if no series is usable or the weights do not fit
-        the network."""
+        keeps the fit's checkpoints and resume state. ValueError if no series is usable."""
         config = self.config
         set_random_seed(config.seed)
         members, series = self._prepare(histories)
         first = next(iter(members.values()))
         n_features = next(iter(series.values())).features.shape[1]
         network = first.build_network(n_features)
-        self._initial_weights = initial_weights
-        self._warm(network)
         trainer = first.trainer_for(network, n_features)
         train = [s.train_segment() for s in series.values()]
         validation = _validation_block(series.values(), config.output_steps)
@@ -138,26 +131,6 @@ class PooledNeuralForecaster:
             for symbol, member in members.items():
                 member.fit_fallback(series[symbol].prices)
         return self
-
-    def network_weights(self) -> list[np.ndarray]:
-        """The fitted shared network's weights (a later fit's ``initial_weights``)."""
-        if self.shared is None:
-            raise ValueError(f"{self!r} is not fitted")
-        return self.shared.network.get_weights()
-
-    def _warm(self, network: keras.Model) -> None:
-        """Start ``network`` from the warm start's weights, if the fit has one."""
-        weights = self._initial_weights
-        if weights is None:
-            return
-        expected = [w.shape for w in network.get_weights()]
-        if [np.shape(w) for w in weights] != expected:
-            raise ValueError(
-                f"{self.name}: the warm start's weights {[np.shape(w) for w in weights]} do "
-                f"not fit this network {expected}: a warm start needs the same architecture "
-                "and inputs"
-            )
-        network.set_weights(weights)
 
     def for_series(self, symbol: str, prices: pd.DataFrame | None = None) -> NeuralForecaster:
         """The forecaster of one series: a fitted one's, or, given its history ``prices``,
@@ -287,7 +260,6 @@ class PooledNeuralForecaster:
         set_random_seed(self.config.seed)
         n_features = next(iter(series.values())).features.shape[1]
         network = first.build_network(n_features)
-        self._warm(network)
         trainer = first.trainer_for(network, n_features)
         train = [s.train_segment() for s in series.values()]
         refit_network(trainer, train, self.config, rates, f"{self.name}-pooled")
