@@ -97,6 +97,17 @@ class BacktestConfig:
     def embargo(self) -> int:
         return max(self.horizons)
 
+    def to_dict(self) -> dict[str, Any]:
+        """Every setting, JSON-ready (a run's record; what a resumed run must match)."""
+        return {
+            "years": list(self.years),
+            "models": list(self.models),
+            "seeds": list(self.seeds),
+            "warm_start": self.warm_start,
+            "training": self.training.to_dict(),
+            "gbm": asdict(self.gbm),
+        }
+
     def settings(self, model: str) -> dict[str, Any]:
         """The configuration ``model`` is fitted with, as its model card's ``config``
         records it (a published backtest describes only models of this configuration)."""
@@ -424,14 +435,7 @@ def run_manifest(
     """What a run's forecasts depend on: its settings and a fingerprint of its data (a
     resumed run must match it)."""
     return {
-        "settings": {
-            "years": list(config.years),
-            "models": list(config.models),
-            "seeds": list(config.seeds),
-            "warm_start": config.warm_start,
-            "training": config.training.to_dict(),
-            "gbm": asdict(config.gbm),
-        },
+        "settings": config.to_dict(),
         "data": {
             "symbols": data_fingerprint(prices_by_symbol),
             "fit_symbols": data_fingerprint(fit_prices) if fit_prices is not None else None,

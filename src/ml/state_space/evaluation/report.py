@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -78,12 +78,7 @@ def write_backtest(
             {
                 **facts,
                 "seconds": result.seconds,
-                "years": list(config.years),
-                "models": list(config.models),
-                "seeds": list(config.seeds),
-                "warm_start": config.warm_start,
-                "training": config.training.to_dict(),
-                "gbm": asdict(config.gbm),
+                **config.to_dict(),
                 "tasks": len(result.outcomes) + result.resumed,
                 "resumed_tasks": result.resumed,
                 "failures": [vars(f) for f in result.failures],
