@@ -465,12 +465,12 @@ async def run_backtest(
         finished = store.start(run_manifest(config, prices_by_symbol, fit_prices), resume)
     for reason in skipped:
         logger.info("skipped %s", reason)
-    todo = [task for task in tasks if task.key not in finished]
+    resumed = len(tasks) - sum(task.key not in finished for task in tasks)
     logger.info(
         "backtest: %d tasks on %d symbols, %d finished before",
         len(tasks),
         len(prices_by_symbol),
-        len(tasks) - len(todo),
+        resumed,
     )
     progress = progress or BacktestProgress(store)
     progress.planned(tasks, finished)
@@ -493,6 +493,7 @@ async def run_backtest(
     if scheduler:
         from ml.state_space.execution.dask import run_on_dask
 
+        todo = [task for task in tasks if task.key not in finished]
         async for task, result, seconds in run_on_dask(scheduler, todo, timed_run_task):
             record(task, result, seconds)
     else:
@@ -510,7 +511,7 @@ async def run_backtest(
         frames = [results[key] for key in sorted(results)]
     forecasts = ensemble_seeds(pd.concat(frames, ignore_index=True)) if frames else _empty(config)
     return BacktestResult(
-        forecasts, outcomes, time.perf_counter() - started, skipped, resumed=len(finished)
+        forecasts, outcomes, time.perf_counter() - started, skipped, resumed=resumed
     )
 
 
